@@ -1,0 +1,17 @@
+"""The company's local time. Everything stores naive local datetimes (Beijing time)."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from zoneinfo import ZoneInfo
+
+from bot.config import load_settings
+
+
+def now() -> datetime:
+    """The current local time, naive, in the company's time zone."""
+    return datetime.now(ZoneInfo(load_settings().timezone)).replace(tzinfo=None, microsecond=0)
+
+
+def today() -> date:
+    return now().date()

@@ -1,0 +1,53 @@
+"""Masking of customers' personal data in logs and in what the bot says back."""
+
+from __future__ import annotations
+
+import logging
+import re
+
+PHONE = re.compile(r"(?<!\d)(1[3-9]\d)(\d{4})(\d{4})(?!\d)")
+ACCOUNT = re.compile(r"(?<!\d)(\d{4})(\d{4})(\d{2})(?!\d)")
+
+
+def mask_phone(phone: str) -> str:
+    """138****0001"""
+    return phone[:3] + "****" + phone[-4:] if len(phone) >= 8 else "****"
+
+
+def mask_account(number: str) -> str:
+    """3201****01"""
+    return number[:4] + "****" + number[-2:] if len(number) >= 7 else "****"
+
+
+def mask_name(name: str) -> str:
+    """张* / 欧阳** : the family name stays, the given name is hidden."""
+    if not name:
+        return name
+    return name[0] + "*" * max(1, len(name) - 1)
+
+
+def mask_text(text: str) -> str:
+    """Phones and account numbers inside free text."""
+    text = PHONE.sub(lambda m: m[1] + "****" + m[3], text)
+    return ACCOUNT.sub(lambda m: m[1] + "****" + m[3], text)
+
+
+class MaskingFilter(logging.Filter):
+    """Masks phones and account numbers in every record that passes a handler."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        masked = mask_text(message)
+        if masked != message:
+            record.msg, record.args = masked, None
+        return True
+
+
+def install_log_masking() -> None:
+    """Put the masking filter on every handler of the root logger (idempotent)."""
+    root = logging.getLogger()
+    if not root.handlers:
+        logging.basicConfig(level=logging.INFO)
+    for handler in root.handlers:
+        if not any(isinstance(f, MaskingFilter) for f in handler.filters):
+            handler.addFilter(MaskingFilter())

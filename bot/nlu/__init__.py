@@ -1,0 +1,1 @@
+"""Custom NLU components for Chinese (registered with Rasa's default recipe)."""

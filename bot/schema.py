@@ -1,0 +1,20 @@
+"""Schema migrations (Alembic), applied the same way on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from alembic import command
+from alembic.config import Config
+
+from bot.config import PROJECT_ROOT
+
+
+def alembic_config(database_url: str) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(PROJECT_ROOT / "bot" / "migrations"))
+    config.set_main_option("sqlalchemy.url", database_url)
+    return config
+
+
+def upgrade(database_url: str) -> None:
+    """Bring the database to the newest schema."""
+    command.upgrade(alembic_config(database_url), "head")

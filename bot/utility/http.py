@@ -1,0 +1,90 @@
+"""UtilityData over the company's HTTP API (the contract is in docs/company-api.md)."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from typing import Any
+from urllib.parse import quote
+
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
+
+from bot.masking import mask_text
+from bot.utility import UtilityUnavailable
+from bot.utility.codec import from_json
+from bot.utility.records import (
+    Account,
+    Area,
+    Bill,
+    Outage,
+    Payment,
+    Reading,
+    ReconnectionOrder,
+)
+
+log = logging.getLogger(__name__)
+
+
+class HttpUtilityData:
+    def __init__(self, base_url: str, timeout: float = 3.0, retries: int = 1) -> None:
+        self._base = base_url.rstrip("/")
+        self._timeout = timeout
+        self._http = requests.Session()
+        retry = Retry(
+            total=retries,
+            connect=retries,
+            read=retries,
+            status=retries,
+            backoff_factor=0.2,
+            status_forcelist=(502, 503, 504),
+            allowed_methods=frozenset({"GET"}),
+            raise_on_status=False,
+        )
+        self._http.mount("http://", HTTPAdapter(max_retries=retry))
+        self._http.mount("https://", HTTPAdapter(max_retries=retry))
+
+    def _get(self, path: str, **params: Any) -> Any | None:
+        """The JSON body, or None on 404; UtilityUnavailable on anything else that is not 200."""
+        url = self._base + path
+        try:
+            response = self._http.get(url, params=params or None, timeout=self._timeout)
+        except requests.RequestException as error:
+            log.warning("company API unreachable: %s %s", mask_text(path), type(error).__name__)
+            raise UtilityUnavailable(f"{type(error).__name__} calling the company API") from error
+        if response.status_code == 404:
+            return None
+        if response.status_code != 200:
+            log.warning("company API answered %s for %s", response.status_code, mask_text(path))
+            raise UtilityUnavailable(f"company API answered {response.status_code}")
+        try:
+            return response.json()
+        except ValueError as error:
+            raise UtilityUnavailable("company API answered something that is not JSON") from error
+
+    def account(self, number: str) -> Account | None:
+        data = self._get(f"/accounts/{quote(number)}")
+        return None if data is None else from_json(Account, data)
+
+    def bills(self, number: str, limit: int = 24) -> list[Bill]:
+        return [from_json(Bill, b) for b in self._get(f"/accounts/{quote(number)}/bills", limit=limit) or []]
+
+    def readings(self, number: str, limit: int = 6) -> list[Reading]:
+        data = self._get(f"/accounts/{quote(number)}/readings", limit=limit) or []
+        return [from_json(Reading, r) for r in data]
+
+    def payments(self, number: str, limit: int = 10) -> list[Payment]:
+        data = self._get(f"/accounts/{quote(number)}/payments", limit=limit) or []
+        return [from_json(Payment, p) for p in data]
+
+    def reconnection_orders(self, number: str) -> list[ReconnectionOrder]:
+        data = self._get(f"/accounts/{quote(number)}/reconnection-orders") or []
+        return [from_json(ReconnectionOrder, o) for o in data]
+
+    def areas(self) -> list[Area]:
+        return [from_json(Area, a) for a in self._get("/areas") or []]
+
+    def outages(self, area: str, now: datetime) -> list[Outage]:
+        data = self._get(f"/areas/{quote(area)}/outages", now=now.isoformat()) or []
+        return [from_json(Outage, o) for o in data]

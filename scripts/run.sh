@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Installs everything, loads the demo data, trains if needed, and runs the bot:
+# the action server and the Rasa server (REST and socket.io channels). Ctrl-C stops both.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/bootstrap.sh
+export RASA_TELEMETRY_ENABLED=false
+RASA_PORT=${RASA_PORT:-5005}
+ACTIONS_PORT=${ACTIONS_PORT:-5055}
+RASA_INTERFACE=${RASA_INTERFACE:-127.0.0.1}
+
+.venv/bin/python -m bot db init
+bash scripts/train.sh
+
+mkdir -p var
+sed "s#127.0.0.1:5055#127.0.0.1:${ACTIONS_PORT}#" endpoints.yml > var/endpoints.yml
+
+pids=()
+stop() {
+  trap - INT TERM EXIT
+  echo "Stopping the bot..."
+  kill -INT "${pids[@]}" 2>/dev/null || true
+  wait "${pids[@]}" 2>/dev/null || true
+  echo "Stopped."
+}
+trap stop INT TERM EXIT
+
+.venv/bin/rasa run actions --port "$ACTIONS_PORT" > var/action-server.log 2>&1 &
+pids+=($!)
+.venv/bin/rasa run --enable-api --interface "$RASA_INTERFACE" --port "$RASA_PORT" \
+  --model models/current.tar.gz --endpoints var/endpoints.yml --credentials credentials.yml \
+  > var/rasa-server.log 2>&1 &
+pids+=($!)
+
+echo "Starting the action server and the Rasa server (logs in var/)..."
+.venv/bin/python -m bot wait --timeout 300 \
+  "http://127.0.0.1:${ACTIONS_PORT}/health" "http://127.0.0.1:${RASA_PORT}/status"
+
+cat <<MSG
+
+The bot is ready.
+  Talk to it over HTTP:
+    curl -s -XPOST http://127.0.0.1:${RASA_PORT}/webhooks/rest/webhook -H 'Content-Type: application/json' \\
+      -d '{"sender": "demo", "message": "帮我查下3201000001上个月电费"}'
+  Or chat in a terminal:
+    .venv/bin/python -m bot chat --url http://127.0.0.1:${RASA_PORT}
+  Demo accounts: 3201000001 张伟 (phone 13800000001), 3201000002 李娜, 3201000003 王强.
+Press Ctrl-C to stop.
+MSG
+
+# stay up while both servers run; if one dies, stop the other
+wait -n "${pids[@]}"
+echo "A server stopped unexpectedly; see var/*.log" >&2
+exit 1

@@ -1,0 +1,113 @@
+"""One real stack for the whole session: company API (reference server on the demo
+database) behind a fault proxy, the action server asking it over HTTP, and the Rasa
+server with the trained model, talking through the REST channel."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+
+from bot import clock
+from bot.db import session_factory
+from bot.demo_data import ensure_demo_data
+from bot.schema import upgrade
+from bot.utility.reference_api import make_server
+from tests.e2e.servers import (
+    PROJECT,
+    VENV_BIN,
+    FaultProxy,
+    Process,
+    RestClient,
+    free_port,
+    start,
+    wait_until_up,
+)
+
+ARTIFACTS = PROJECT / "tests" / "artifacts"
+
+
+@dataclass
+class Stack:
+    rest: RestClient
+    proxy: FaultProxy
+    actions: Process
+    rasa: Process
+    database_url: str
+
+    def conversation(self) -> Conversation:
+        return Conversation(self.rest, f"e2e-{uuid.uuid4().hex[:10]}")
+
+
+@dataclass
+class Conversation:
+    rest: RestClient
+    sender: str
+
+    def say(self, text: str) -> str:
+        """The bot's replies to one message, joined into one text."""
+        return "\n".join(self.rest.send(self.sender, text))
+
+
+def _latest_model() -> str:
+    models = sorted((PROJECT / "models").glob("*.tar.gz"), key=lambda p: p.stat().st_mtime)
+    if not models:
+        pytest.fail("no trained model in models/: run scripts/test.sh (it trains first) or `rasa train`")
+    return str(models[-1])
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory) -> Iterator[Stack]:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    database_url = f"sqlite:///{tmp_path_factory.mktemp('e2e') / 'bot.db'}"
+    upgrade(database_url)
+    ensure_demo_data(session_factory(database_url), clock.now())
+
+    company = make_server(database_url, "127.0.0.1", free_port())
+    threading.Thread(target=company.serve_forever, daemon=True).start()
+    proxy = FaultProxy(f"http://127.0.0.1:{company.server_address[1]}")
+
+    actions_port, rasa_port = free_port(), free_port()
+    endpoints = tmp_path_factory.mktemp("config") / "endpoints.yml"
+    endpoints.write_text(f'action_endpoint:\n  url: "http://127.0.0.1:{actions_port}/webhook"\n')
+    env = {
+        "DATABASE_URL": database_url,
+        "UTILITY_BACKEND": "http",
+        "UTILITY_API_URL": proxy.url,
+        "UTILITY_TIMEOUT_SECONDS": "1",
+        "UTILITY_RETRIES": "1",
+        "RASA_TELEMETRY_ENABLED": "false",
+    }
+    actions = start(
+        "action-server", [str(VENV_BIN / "rasa"), "run", "actions", "--port", str(actions_port)], env, ARTIFACTS
+    )
+    rasa = start(
+        "rasa-server",
+        [
+            str(VENV_BIN / "rasa"), "run", "--enable-api", "--port", str(rasa_port),
+            "--interface", "127.0.0.1", "--model", _latest_model(),
+            "--endpoints", str(endpoints), "--credentials", "credentials.yml",
+        ],
+        env,
+        ARTIFACTS,
+    )
+    try:
+        wait_until_up(actions, f"http://127.0.0.1:{actions_port}/health")
+        wait_until_up(rasa, f"http://127.0.0.1:{rasa_port}/status", ready="model_file")
+        yield Stack(RestClient(f"http://127.0.0.1:{rasa_port}"), proxy, actions, rasa, database_url)
+    finally:
+        rasa.stop()
+        actions.stop()
+        proxy.close()
+        company.shutdown()
+        company.server_close()
+
+
+@pytest.fixture
+def chat(stack: Stack) -> Conversation:
+    """A new customer conversation; the company API is healthy at its start."""
+    stack.proxy.mode = "pass"
+    return stack.conversation()

@@ -1,0 +1,140 @@
+"""Real servers for end-to-end tests: the company API behind a switchable fault proxy,
+the action server and the Rasa server, each a real process or thread on loopback."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import signal
+import socket
+import subprocess
+import threading
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+PROJECT = Path(__file__).resolve().parents[2]
+VENV_BIN = PROJECT / ".venv" / "bin"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class FaultProxy:
+    """Forwards GETs to the company API; `mode` makes it fail: "down" (503) or "slow"."""
+
+    def __init__(self, upstream: str, slow_seconds: float = 4.0) -> None:
+        self.mode = "pass"
+        self.requests = 0
+        self._released = threading.Event()
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802
+                proxy.requests += 1
+                if proxy.mode == "down":
+                    return self._reply(503, b'{"error": "maintenance"}')
+                if proxy.mode == "slow":
+                    proxy._released.wait(slow_seconds)
+                try:
+                    with urllib.request.urlopen(upstream + self.path, timeout=10) as response:
+                        return self._reply(response.status, response.read())
+                except urllib.error.HTTPError as error:
+                    return self._reply(error.code, error.read())
+
+            def _reply(self, status: int, body: bytes) -> None:
+                try:
+                    self.send_response(status)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the client gave up waiting, as it should
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self._released.set()
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@dataclass
+class Process:
+    name: str
+    popen: subprocess.Popen
+    log_path: Path
+    _log: object = field(repr=False, default=None)
+
+    def stop(self) -> int:
+        if self.popen.poll() is None:
+            self.popen.send_signal(signal.SIGINT)
+            try:
+                self.popen.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+                self.popen.wait()
+        if self._log:
+            self._log.close()
+        return self.popen.returncode
+
+    def log(self) -> str:
+        return self.log_path.read_text(encoding="utf-8", errors="replace")
+
+
+def start(name: str, args: list[str], env: dict[str, str], log_dir: Path) -> Process:
+    log_path = log_dir / f"{name}.log"
+    log = log_path.open("w", encoding="utf-8")
+    popen = subprocess.Popen(
+        args, cwd=PROJECT, env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT
+    )
+    return Process(name, popen, log_path, log)
+
+
+def wait_until_up(process: Process, url: str, timeout: float = 240.0, ready: str | None = None) -> None:
+    """Poll `url` until it answers 200 (and its body contains `ready`, if given)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.popen.poll() is not None:
+            raise RuntimeError(f"{process.name} exited early:\n{process.log()[-3000:]}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                body = response.read().decode()
+                if response.status == 200 and (ready is None or ready in body):
+                    return
+        except (urllib.error.URLError, OSError, http.client.HTTPException):
+            pass
+        time.sleep(0.3)
+    raise RuntimeError(f"{process.name} not up after {timeout}s:\n{process.log()[-3000:]}")
+
+
+class RestClient:
+    """A customer on Rasa's REST channel."""
+
+    def __init__(self, base_url: str) -> None:
+        self.base_url = base_url
+
+    def send(self, sender: str, text: str) -> list[str]:
+        body = json.dumps({"sender": sender, "message": text}).encode()
+        request = urllib.request.Request(
+            self.base_url + "/webhooks/rest/webhook", body, {"Content-Type": "application/json"}
+        )
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return [m.get("text", "") for m in json.load(response)]
+
+    def tracker(self, sender: str) -> dict:
+        with urllib.request.urlopen(f"{self.base_url}/conversations/{sender}/tracker", timeout=30) as response:
+            return json.load(response)

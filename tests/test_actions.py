@@ -1,0 +1,622 @@
+"""The custom actions on real Rasa SDK trackers and the real demo database.
+
+In the manner of financial-demo's action tests: each test builds the tracker the
+action server would receive, runs the action with a CollectingDispatcher, and
+asserts on what the bot said and the events it returned. Nothing of ours is
+mocked: the actions ask bot/ services, which read the demo data from SQLite (or,
+for the outage of the company's system, fail to reach an HTTP port nobody serves).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from rasa_sdk import Action, Tracker
+from rasa_sdk.executor import CollectingDispatcher
+
+from actions.account_form import ActionAskAccountNumber, ActionAskIdentityProof, ValidateAccountForm
+from actions.fallback import ActionFallback
+from actions.requests import ActionFulfilRequest, ActionSetRequest
+from bot import clock, months
+from bot.replies import catalogue
+from bot.utility import _build
+
+DOMAIN: dict[str, Any] = yaml.safe_load((Path(__file__).resolve().parents[1] / "domain.yml").read_text("utf-8"))
+FORM_SLOTS: list[str] = DOMAIN["forms"]["account_form"]["required_slots"]
+
+# what must never reach a customer who has not proved who they are, nor appear unmasked
+FULL_NUMBERS = ("3201000001", "3201000002", "3201000003", "13800000001", "13800000002", "13800000003")
+HOLDERS = ("张伟", "李娜", "王强")
+ZHANG_WEI = "3201000001"
+ZHANG_WEI_MASKED = "3201****01"
+
+
+# --- the configured company systems ---------------------------------------------
+
+
+@pytest.fixture(autouse=True)
+def demo_database(sqlite_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """The actions read the demo data from the test SQLite database."""
+    monkeypatch.setenv("DATABASE_URL", sqlite_url)
+    monkeypatch.setenv("UTILITY_BACKEND", "sql")
+    monkeypatch.delenv("TARIFF_TIERS", raising=False)
+    _build.cache_clear()
+    yield sqlite_url
+    _build.cache_clear()
+
+
+@pytest.fixture
+def company_system_down(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The HTTP backend pointed at a loopback port where nothing listens."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    monkeypatch.setenv("UTILITY_BACKEND", "http")
+    monkeypatch.setenv("UTILITY_API_URL", f"http://127.0.0.1:{port}")
+    monkeypatch.setenv("UTILITY_TIMEOUT_SECONDS", "0.5")
+    monkeypatch.setenv("UTILITY_RETRIES", "0")
+    _build.cache_clear()
+    yield
+    _build.cache_clear()
+
+
+# --- trackers and runs ---------------------------------------------------------------
+
+
+def initial_slots() -> dict[str, Any]:
+    slots = {name: spec.get("initial_value") for name, spec in DOMAIN["slots"].items()}
+    slots["requested_slot"] = None
+    return slots
+
+
+def entity(name: str, value: str, text: str) -> dict[str, Any]:
+    start = text.find(value)
+    return {"entity": name, "value": value, "start": start, "end": start + len(value), "extractor": "test"}
+
+
+def make_tracker(
+    slots: dict[str, Any] | None = None,
+    text: str = "",
+    intent: str | None = "inform",
+    entities: Iterable[dict[str, Any]] = (),
+    history: Iterable[dict[str, Any]] = (),
+    candidates: dict[str, Any] | None = None,
+    active_loop: str | None = None,
+) -> Tracker:
+    """The tracker after the customer's latest message: `history` before it, then the
+    message, then the slot candidates Rasa appends from the domain's entity mappings."""
+    latest = {"text": text, "intent": {"name": intent, "confidence": 0.93}, "entities": list(entities)}
+    candidates = candidates or {}
+    events = [
+        *history,
+        {"event": "action", "name": "action_listen"},
+        {"event": "user", "text": text, "parse_data": latest},
+        *({"event": "slot", "name": name, "value": value} for name, value in candidates.items()),
+    ]
+    all_slots = {**initial_slots(), **(slots or {}), **candidates}
+    loop = {"name": active_loop} if active_loop else {}
+    return Tracker("test-customer", all_slots, latest, events, False, None, loop, "action_listen")
+
+
+def texts(dispatcher: CollectingDispatcher) -> list[str]:
+    return [message["text"] for message in dispatcher.messages]
+
+
+def slot_values(events: list[dict[str, Any]]) -> dict[str, Any]:
+    return {e["name"]: e["value"] for e in events if e.get("event") == "slot"}
+
+
+def run(action: Action, tracker: Tracker) -> tuple[list[str], list[dict[str, Any]]]:
+    dispatcher = CollectingDispatcher()
+    events = action.run(dispatcher, tracker, DOMAIN)
+    return texts(dispatcher), events
+
+
+@dataclass
+class FormTurn:
+    """One run of validate_account_form: what was said, the slots after it, and the
+    question the form asks next (None: the form is done)."""
+
+    messages: list[str]
+    events: list[dict[str, Any]]
+    slots: dict[str, Any]
+
+    @property
+    def asks(self) -> str | None:
+        # Rasa's FormAction takes the requested_slot the validation action chose; when it
+        # chose none, the first empty slot of the form in the domain's order.
+        chosen = slot_values(self.events)
+        if "requested_slot" in chosen:
+            return chosen["requested_slot"]
+        return next((name for name in FORM_SLOTS if self.slots.get(name) is None), None)
+
+
+def form_turn(slots: dict[str, Any], text: str, intent: str = "inform", **tracker_args: Any) -> FormTurn:
+    tracker = make_tracker(slots, text, intent, active_loop="account_form", **tracker_args)
+    before = dict(tracker.slots)
+    dispatcher = CollectingDispatcher()
+    events = asyncio.run(ValidateAccountForm().run(dispatcher, tracker, DOMAIN))
+    return FormTurn(texts(dispatcher), events, {**before, **slot_values(events)})
+
+
+def fulfil(**slots: Any) -> tuple[list[str], list[dict[str, Any]]]:
+    return run(ActionFulfilRequest(), make_tracker(slots, "好的", "affirm"))
+
+
+def reply(key: str, **values: Any) -> str:
+    """The one variant of a reply (for keys that have one)."""
+    (text,) = catalogue()[key]
+    return text.format(**values)
+
+
+def assert_nothing_personal(messages: Iterable[str]) -> None:
+    for text in messages:
+        for secret in FULL_NUMBERS + HOLDERS:
+            assert secret not in text, f"{secret} disclosed in: {text}"
+
+
+# --- action_set_request ----------------------------------------------------------------
+
+
+def test_set_request_remembers_a_new_request():
+    _, events = run(ActionSetRequest(), make_tracker({"request": "query_outage"}, "帮我查下电费", "query_bill"))
+    assert slot_values(events) == {"request": "query_bill", "month": None, "area": None}
+
+
+def test_set_request_keeps_the_previous_request_on_inform():
+    text = "那8月呢"
+    tracker = make_tracker(
+        {"request": "bill_too_high", "month": "9月"}, text, "inform", entities=[entity("month", "8月", text)]
+    )
+    _, events = run(ActionSetRequest(), tracker)
+    assert slot_values(events) == {"request": "bill_too_high", "month": "8月", "area": None}
+
+
+def test_set_request_forgets_the_month_of_an_earlier_message():
+    _, events = run(ActionSetRequest(), make_tracker({"month": "9月"}, "电费为什么这么高", "bill_too_high"))
+    assert slot_values(events)["month"] is None
+
+
+def test_set_request_takes_month_and_area_from_the_entities():
+    text = "幸福里9月份的电费"
+    tracker = make_tracker(
+        {}, text, "query_bill", entities=[entity("address", "幸福里", text), entity("month", "9月", text)]
+    )
+    _, events = run(ActionSetRequest(), tracker)
+    assert slot_values(events) == {"request": "query_bill", "month": "9月", "area": "幸福里"}
+
+
+def test_set_request_finds_a_known_area_in_the_text():
+    _, events = run(ActionSetRequest(), make_tracker({}, "光明路那边停电了吗", "query_outage"))
+    assert slot_values(events) == {"request": "query_outage", "month": None, "area": "光明路"}
+
+
+def test_set_request_without_any_request_so_far_leaves_it_empty():
+    _, events = run(ActionSetRequest(), make_tracker({}, "嗯", "inform"))
+    assert slot_values(events)["request"] is None
+
+
+# --- the account form: 户号 ------------------------------------------------------------------
+
+BILL_ASKS_NUMBER = {"request": "query_bill", "requested_slot": "account_number"}
+
+
+@pytest.mark.parametrize(
+    ("text", "candidates"),
+    [
+        pytest.param("3201000001", {"account_number": ZHANG_WEI}, id="entity"),
+        pytest.param("我的户号是 3201000001", None, id="typed-text"),
+        pytest.param("３２０１０００００１", None, id="full-width"),
+    ],
+)
+def test_good_account_number_then_the_identity_question(text, candidates):
+    turn = form_turn(BILL_ASKS_NUMBER, text, candidates=candidates)
+    assert turn.slots["account_number"] == ZHANG_WEI
+    assert turn.slots["identity_proof"] is None
+    assert turn.asks == "identity_proof"
+    assert turn.messages == []
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        pytest.param("320100000", ["户号是10位数字", "您发的是9位"], id="nine-digits"),
+        pytest.param("32010A0001", ["有字母", "10位"], id="letters"),
+        pytest.param("13800000001", ["手机号", "10位"], id="phone"),
+        pytest.param("我不知道户号", ["还没看到户号", "10位"], id="no-number"),
+        pytest.param("3201999999", ["没有查到户号3201****99", "核对"], id="unknown"),
+    ],
+)
+def test_unusable_account_number_gets_a_polite_reply_and_is_asked_again(text, expected):
+    turn = form_turn(BILL_ASKS_NUMBER, text)
+    assert turn.slots["account_number"] is None
+    assert turn.asks == "account_number"
+    (message,) = turn.messages
+    for words in expected:
+        assert words in message
+    if any(c.isdigit() for c in text):
+        assert text not in message  # the number typed is never echoed in full
+
+
+def test_a_change_of_subject_is_not_taken_as_the_account_number():
+    turn = form_turn(BILL_ASKS_NUMBER, "怎么交电费", intent="faq")
+    assert turn.slots["account_number"] is None
+    assert turn.messages == []
+    assert turn.asks == "account_number"
+
+
+def test_digits_are_taken_as_the_account_number_whatever_the_intent():
+    turn = form_turn(BILL_ASKS_NUMBER, "3201000001", intent="complain")
+    assert turn.slots["account_number"] == ZHANG_WEI
+    assert turn.asks == "identity_proof"
+
+
+def test_ask_account_number_for_a_bill_and_for_an_outage():
+    bill, _ = run(ActionAskAccountNumber(), make_tracker({"request": "query_bill"}, "查电费", "query_bill"))
+    outage, _ = run(ActionAskAccountNumber(), make_tracker({"request": "query_outage"}, "停电了", "query_outage"))
+    assert len(bill) == 1 and bill[0] in catalogue()["ask_account_number_bill"]
+    assert outage == [reply("ask_account_number_outage")]
+    assert "小区" in outage[0]
+
+
+# --- the account form: identity ------------------------------------------------------------
+
+ZHANG_WEI_ASKS_PROOF = {"request": "query_bill", "account_number": ZHANG_WEI, "requested_slot": "identity_proof"}
+
+
+def test_ask_identity_proof():
+    messages, events = run(ActionAskIdentityProof(), make_tracker(ZHANG_WEI_ASKS_PROOF, "3201000001"))
+    assert messages == [reply("ask_identity_proof")]
+    assert "后四位" in messages[0]
+    assert events == []
+
+
+@pytest.mark.parametrize("answer", ["张伟", "户主是张伟", "0001", "手机尾号是0001", "13800000001"])
+def test_correct_identity_verifies_the_account(answer):
+    turn = form_turn(ZHANG_WEI_ASKS_PROOF, answer)
+    assert turn.slots["identity_proof"] == "verified"
+    assert turn.slots["verified_account"] == ZHANG_WEI
+    assert turn.asks is None
+    assert turn.messages == []
+
+
+def test_three_wrong_answers_lock_the_account_without_disclosing_anything():
+    first = form_turn(ZHANG_WEI_ASKS_PROOF, "李娜")
+    assert first.messages == ["抱歉，您提供的信息和档案登记的对不上，还可以再试2次。"]
+    assert first.slots["identity_failures"] == 1
+    assert first.slots["identity_proof"] is None and first.slots["verified_account"] is None
+    assert first.asks == "identity_proof"
+
+    second = form_turn(first.slots, "0002")
+    assert len(second.messages) == 1 and "还可以再试1次" in second.messages[0]
+    assert second.slots["identity_failures"] == 2
+    assert second.asks == "identity_proof"
+
+    third = form_turn(second.slots, "0001 0002")  # two guesses in one answer count as a wrong one
+    assert third.slots["identity_locked"] is True
+    assert third.slots["identity_proof"] == "locked"
+    assert third.slots["verified_account"] is None
+    assert third.asks is None
+    assert third.messages == []
+
+    for turn in (first, second, third):
+        assert_nothing_personal(turn.messages)
+        assert all("0001" not in m and "光明路" not in m for m in turn.messages)
+
+    messages, _ = fulfil(**third.slots)
+    assert messages == [reply("identity_locked")]
+
+
+def test_after_the_lock_the_identity_is_not_asked_again():
+    locked = {**ZHANG_WEI_ASKS_PROOF, "requested_slot": None, "identity_locked": True, "identity_proof": None}
+    turn = form_turn(locked, "那上个月的呢")
+    assert turn.asks is None
+    assert turn.slots["verified_account"] is None
+
+
+def test_a_verified_account_is_not_asked_for_identity_again():
+    verified = {"request": "bill_too_high", "account_number": ZHANG_WEI, "verified_account": ZHANG_WEI}
+    turn = form_turn(verified, "电费怎么这么高", intent="bill_too_high")
+    assert slot_values(turn.events).get("requested_slot", "not set") is None
+    assert turn.messages == []
+
+
+def test_the_verified_account_typed_again_is_not_asked_for_identity():
+    verified = {**BILL_ASKS_NUMBER, "verified_account": ZHANG_WEI}
+    turn = form_turn(verified, "3201000001")
+    assert turn.slots["account_number"] == ZHANG_WEI
+    assert "identity_proof" not in slot_values(turn.events)
+    assert turn.asks is None
+
+
+@pytest.mark.parametrize("stale_proof", [None, "verified"])
+def test_another_account_after_verification_asks_for_identity_again(stale_proof):
+    text = "再查一下3201000002的电费"
+    slots = {"request": "query_bill", "verified_account": ZHANG_WEI, "identity_proof": stale_proof}
+    turn = form_turn(
+        slots,
+        text,
+        intent="query_bill",
+        entities=[entity("account_number", "3201000002", text)],
+        candidates={"account_number": "3201000002"},
+    )
+    assert slot_values(turn.events)["account_number"] == "3201000002"
+    assert slot_values(turn.events)["identity_proof"] is None
+    assert turn.asks == "identity_proof"
+
+    answered = form_turn({**turn.slots, "requested_slot": "identity_proof"}, "李娜")
+    assert answered.slots["verified_account"] == "3201000002"
+    assert answered.asks is None
+
+
+# --- the account form: outage ----------------------------------------------------------------
+
+
+def test_outage_with_a_known_area_needs_no_account():
+    turn = form_turn({"request": "query_outage", "area": "光明路"}, "光明路停电了吗", intent="query_outage")
+    assert slot_values(turn.events)["requested_slot"] is None
+    assert turn.messages == []
+
+
+def test_outage_with_an_area_typed_instead_of_the_account_number():
+    turn = form_turn({"request": "query_outage", "requested_slot": "account_number"}, "幸福里")
+    assert turn.slots["area"] == "幸福里"
+    assert turn.asks is None
+    assert turn.messages == []
+
+    messages, _ = fulfil(**turn.slots)
+    assert len(messages) == 1 and "幸福里计划于明天08:00至16:00停电" in messages[0]
+
+
+def test_outage_area_typed_instead_of_the_account_number_is_not_kept_as_the_account_number():
+    turn = form_turn({"request": "query_outage", "requested_slot": "account_number"}, "幸福里")
+    assert turn.slots["account_number"] is None
+
+
+def test_outage_with_an_account_number_asks_no_identity():
+    turn = form_turn({"request": "query_outage", "requested_slot": "account_number"}, "3201000001")
+    assert turn.slots["account_number"] == ZHANG_WEI
+    assert turn.asks is None
+
+
+# --- action_fulfil_request: bills -------------------------------------------------------------
+
+VERIFIED_ZHANG_WEI = {"account_number": ZHANG_WEI, "verified_account": ZHANG_WEI, "identity_proof": "verified"}
+
+
+def this_month():
+    return clock.today().replace(day=1)
+
+
+def assert_status_of_latest_bill(message: str) -> None:
+    due = this_month().replace(day=25)  # the latest bill (last month) is due on the 25th of this month
+    assert f"缴费截止日期是{due.month}月{due.day}日" in message
+    if due >= clock.today():
+        assert f"目前还没有缴费，请在{due.month}月{due.day}日前缴纳" in message
+    else:
+        assert "已过缴费截止日还没有缴纳" in message
+
+
+def test_bill_of_the_latest_month():
+    messages, events = fulfil(request="query_bill", **VERIFIED_ZHANG_WEI)
+    (message,) = messages
+    latest = months.shift(this_month(), -1)
+    assert message.startswith(f"户号{ZHANG_WEI_MASKED}，{months.label(latest)}的电费是320.04元，用电521度")
+    assert_status_of_latest_bill(message)
+    assert_nothing_personal(messages)
+    assert slot_values(events) == {"identity_proof": None}
+
+
+def test_bill_of_a_given_month():
+    estimated = months.shift(this_month(), -2)  # 张伟's estimated month, 118 kWh
+    messages, _ = fulfil(request="query_bill", month=f"{estimated.month}月", **VERIFIED_ZHANG_WEI)
+    (message,) = messages
+    assert f"户号{ZHANG_WEI_MASKED}，{months.label(estimated)}的电费是62.34元，用电118度" in message
+    assert "缴清" in message
+    assert_nothing_personal(messages)
+
+
+def test_bill_of_a_month_with_no_bill_gives_the_range_on_record():
+    asked = months.shift(this_month(), -36)
+    messages, _ = fulfil(request="query_bill", month=months.label(asked), **VERIFIED_ZHANG_WEI)
+    earliest, latest = months.shift(this_month(), -14), months.shift(this_month(), -1)
+    assert messages == [
+        f"没有找到{months.label(asked)}的账单。我这里能查到的是{months.label(earliest)}到{months.label(latest)}的账单，"
+        "您想看哪个月？"
+    ]
+
+
+def test_bill_of_this_month_is_not_issued_yet_and_the_latest_is_given():
+    messages, _ = fulfil(request="query_bill", month="本月", **VERIFIED_ZHANG_WEI)
+    assert len(messages) == 2
+    latest = months.label(months.shift(this_month(), -1))
+    assert f"{months.label(this_month())}的电费" in messages[0]
+    assert "还查不到" in messages[0] and f"最近一期是{latest}" in messages[0]
+    assert "320.04元" in messages[1] and ZHANG_WEI_MASKED in messages[1]
+    assert_nothing_personal(messages)
+
+
+def test_high_bill_is_explained_by_the_estimated_reading_and_the_tier():
+    messages, _ = fulfil(request="bill_too_high", **VERIFIED_ZHANG_WEI)
+    (message,) = messages
+    latest, previous = months.shift(this_month(), -1), months.shift(this_month(), -2)
+    assert f"{months.label(latest)}用电521度，电费320.04元" in message
+    assert f"{months.label(previous)}用电118度" in message and "多了403度" in message
+    assert f"{months.label(previous)}的读数是估抄" in message
+    assert "两个月合计用电639度" in message
+    assert "超过了400度" in message and "第3档" in message
+    assert "95598" in message and "校验" in message
+    assert_nothing_personal(messages)
+
+
+def test_readings_show_six_lines_and_the_estimated_note():
+    messages, _ = fulfil(request="meter_dispute", **VERIFIED_ZHANG_WEI)
+    (message,) = messages
+    lines = [line for line in message.splitlines() if line.startswith("·")]
+    assert len(lines) == 6
+    assert sum("（估抄）" in line for line in lines) == 1
+    assert "用电 521度" in lines[-1] and "用电 118度（估抄）" in lines[-2]
+    assert f"户号{ZHANG_WEI_MASKED}最近6次抄表记录" in message
+    assert "按往月用量估算" in message and "95598" in message
+    assert_nothing_personal(messages)
+
+
+def test_locked_identity_gets_no_bill():
+    messages, events = fulfil(
+        request="query_bill", account_number=ZHANG_WEI, identity_locked=True, identity_proof="locked"
+    )
+    assert messages == [reply("identity_locked")]
+    assert "95598" in messages[0]
+    assert "元" not in messages[0] and ZHANG_WEI_MASKED not in messages[0]
+    assert slot_values(events) == {"identity_proof": None}
+
+
+@pytest.mark.parametrize("verified_account", [None, "3201000002"])
+@pytest.mark.parametrize("request_name", ["query_bill", "bill_too_high", "meter_dispute"])
+def test_unverified_account_gets_nothing_disclosed(request_name, verified_account):
+    messages, events = fulfil(request=request_name, account_number=ZHANG_WEI, verified_account=verified_account)
+    assert messages == [reply("service_unavailable")]
+    assert ZHANG_WEI_MASKED not in messages[0] and "度" not in messages[0]
+    assert slot_values(events) == {"identity_proof": None}
+
+
+def test_no_request_asks_what_the_customer_wants():
+    messages, events = fulfil(request=None, **VERIFIED_ZHANG_WEI)
+    assert messages == [reply("what_service")]
+    assert slot_values(events) == {"identity_proof": None}
+
+
+# --- action_fulfil_request: outages -------------------------------------------------------------
+
+
+def test_outage_by_account_finds_the_fault_in_its_area():
+    messages, _ = fulfil(request="query_outage", account_number=ZHANG_WEI)
+    (message,) = messages
+    assert message.startswith("光明路一带目前确实停电了")
+    assert "原因是10千伏线路故障（大风刮断树枝搭落线路）" in message
+    assert "预计" in message and "恢复供电" in message
+    assert "跳闸" not in message
+    assert_nothing_personal(messages)
+
+
+def test_outage_of_an_area_with_a_planned_outage_tomorrow():
+    messages, _ = fulfil(request="query_outage", area="幸福里")
+    (message,) = messages
+    assert message.startswith("目前没有查到幸福里有正在进行的停电")
+    assert "幸福里计划于明天08:00至16:00停电，原因是10千伏线路设备检修" in message
+
+
+def test_outage_of_an_area_without_outages_gives_the_tripped_switch_advice():
+    messages, _ = fulfil(request="query_outage", area="和平路")
+    assert messages == [reply("outage_none", area="和平路")]
+    assert "跳闸" in messages[0] and "95598" in messages[0]
+    assert "计划于" not in messages[0]
+
+
+def test_outage_of_an_unknown_place():
+    messages, _ = fulfil(request="query_outage", area="月亮湾")
+    assert messages == [reply("outage_unknown_place", place="月亮湾")]
+    assert "“月亮湾”" in messages[0] and "95598" in messages[0]
+
+
+def test_outage_by_an_unknown_account_masks_it():
+    messages, _ = fulfil(request="query_outage", account_number="3201999999")
+    assert messages == [reply("account_not_found", account="3201****99")]
+    assert "3201999999" not in messages[0]
+
+
+# --- the company's system is down -----------------------------------------------------------
+
+
+@pytest.mark.usefixtures("company_system_down")
+@pytest.mark.parametrize(
+    "slots",
+    [
+        pytest.param({"request": "query_bill", **VERIFIED_ZHANG_WEI}, id="bill"),
+        pytest.param({"request": "bill_too_high", **VERIFIED_ZHANG_WEI}, id="high-bill"),
+        pytest.param({"request": "meter_dispute", **VERIFIED_ZHANG_WEI}, id="readings"),
+        pytest.param({"request": "query_outage", "area": "光明路"}, id="outage-by-area"),
+        pytest.param({"request": "query_outage", "account_number": ZHANG_WEI}, id="outage-by-account"),
+    ],
+)
+def test_system_down_fulfil_apologises_and_gives_95598(slots):
+    messages, events = fulfil(**slots)
+    assert messages == [reply("service_unavailable")]
+    assert "95598" in messages[0]
+    assert slot_values(events) == {"identity_proof": None}
+
+
+@pytest.mark.usefixtures("company_system_down")
+def test_system_down_keeps_the_number_and_then_discloses_nothing():
+    turn = form_turn(BILL_ASKS_NUMBER, "3201000001")
+    assert turn.slots["account_number"] == ZHANG_WEI
+    assert turn.slots["identity_proof"] == "unavailable"
+    assert turn.slots["verified_account"] is None
+    assert turn.asks is None
+    assert turn.messages == []
+
+    messages, _ = fulfil(**turn.slots)
+    assert messages == [reply("service_unavailable")]
+    assert ZHANG_WEI_MASKED not in messages[0] and "元" not in messages[0]
+
+
+@pytest.mark.usefixtures("company_system_down")
+def test_system_down_set_request_still_remembers_the_request():
+    _, events = run(ActionSetRequest(), make_tracker({}, "光明路那边停电了吗", "query_outage"))
+    assert slot_values(events) == {"request": "query_outage", "month": None, "area": None}
+
+
+# --- action_fallback ------------------------------------------------------------------------------
+
+
+def fallback_turn(text: str, reply_text: str) -> list[dict[str, Any]]:
+    return [
+        {"event": "action", "name": "action_listen"},
+        {"event": "user", "text": text, "parse_data": {"intent": {"name": "nlu_fallback"}}},
+        {"event": "action", "name": "action_fallback"},
+        {"event": "bot", "text": reply_text},
+    ]
+
+
+def test_first_fallback_asks_to_rephrase():
+    messages, events = run(ActionFallback(), make_tracker({}, "啊这个那个", "nlu_fallback"))
+    assert messages == [reply("ask_rephrase")]
+    assert events == []
+
+
+def test_second_consecutive_fallback_gives_the_95598_line():
+    history = fallback_turn("啊这个那个", reply("ask_rephrase"))
+    messages, _ = run(ActionFallback(), make_tracker({}, "就是那个嘛", "nlu_fallback", history=history))
+    assert messages == [reply("fallback_95598")]
+    assert "95598" in messages[0]
+
+
+def test_fallback_after_an_understood_turn_asks_to_rephrase_again():
+    history = [
+        *fallback_turn("啊这个那个", reply("ask_rephrase")),
+        {"event": "action", "name": "action_listen"},
+        {"event": "user", "text": "你好", "parse_data": {"intent": {"name": "greet"}}},
+        {"event": "action", "name": "utter_greet"},
+    ]
+    messages, _ = run(ActionFallback(), make_tracker({}, "就是那个嘛", "nlu_fallback", history=history))
+    assert messages == [reply("ask_rephrase")]
+
+
+# --- replies avoid repeating themselves --------------------------------------------------------
+
+
+@pytest.mark.parametrize("said_before", [0, 1])
+def test_reply_prefers_the_variant_not_yet_said(said_before):
+    variants = catalogue()["ask_account_number_bill"]
+    assert len(variants) == 2
+    history = [{"event": "bot", "text": variants[said_before]}]
+    tracker = make_tracker({"request": "query_bill"}, "查电费", "query_bill", history=history)
+    said = [run(ActionAskAccountNumber(), tracker)[0] for _ in range(12)]
+    assert said == [[variants[1 - said_before]]] * 12
