@@ -10,8 +10,9 @@ from bot.replies import render
 
 
 def latest_entity(tracker: Tracker, entity: str) -> str | None:
-    """The entity's value in the customer's latest message only."""
-    return next(tracker.get_latest_entity_values(entity), None)
+    """The entity's value in the customer's latest message only. Where extractors found
+    several ("2020年", "1月" and "2020年1月"), the longest is the most specific."""
+    return max(tracker.get_latest_entity_values(entity), key=len, default=None)
 
 
 def say(dispatcher: CollectingDispatcher, tracker: Tracker, key: str, **values: object) -> None:

@@ -1,4 +1,4 @@
-"""户号 (account number) recognition in what a customer typed."""
+"""户号 (account number) and phone number recognition in what a customer typed."""
 
 from __future__ import annotations
 
@@ -8,7 +8,9 @@ from dataclasses import dataclass
 from bot.text import normalize
 
 ACCOUNT_DIGITS = 10
-_EXACT = re.compile(r"(?<!\d)\d{10}(?!\d)")
+# as people write them: 3201000001, 3201 0000 01, 3201-000-001; 13800000001, 138 0000 0001, +86…
+ACCOUNT_NUMBER = re.compile(r"(?<![\d+])(?:\d{10}|\d{4}([\s-])(?:\d{4}\1\d{2}|\d{3}\1\d{3}))(?!\d)")
+PHONE_NUMBER = re.compile(r"(?<![\d+])(?:\+?86[\s-]?)?1[3-9]\d([\s-]?)\d{4}\1\d{4}(?!\d)")
 _DIGIT_RUN = re.compile(r"\d{5,}")
 _MIXED = re.compile(r"(?<![0-9A-Za-z])(?=[0-9A-Za-z]*\d)(?=[0-9A-Za-z]*[A-Za-z])[0-9A-Za-z]{8,14}(?![0-9A-Za-z])")
 
@@ -23,9 +25,9 @@ class AccountNumberParse:
 def parse(text: str | None) -> AccountNumberParse:
     """Find a 户号 in free text, or say what is wrong with the one given."""
     text = normalize(text)
-    exact = _EXACT.search(text)
-    if exact:
-        return AccountNumberParse(exact[0], None, ACCOUNT_DIGITS)
+    found = ACCOUNT_NUMBER.search(text)
+    if found:
+        return AccountNumberParse(digits_of(found[0]), None, ACCOUNT_DIGITS)
     mixed = _MIXED.search(text)
     if mixed:
         return AccountNumberParse(None, "has_letters", sum(c.isdigit() for c in mixed[0]))
@@ -33,3 +35,7 @@ def parse(text: str | None) -> AccountNumberParse:
     if run:
         return AccountNumberParse(None, "wrong_length", len(run[0]))
     return AccountNumberParse(None, "missing")
+
+
+def digits_of(text: str) -> str:
+    return re.sub(r"\D", "", text)

@@ -65,7 +65,9 @@ def _seed(session: Session, now: datetime) -> None:
 
     latest = shift(now.date().replace(day=1), -1)
     yesterday = now - timedelta(days=1)
-    paid_yesterday = max(datetime.combine(yesterday.date(), time(0, 30)), now - timedelta(hours=26))
+    paid_yesterday = max(datetime.combine(yesterday.date(), time(0, 0)), now - timedelta(hours=26))
+    # the 24-hour promise has passed, even just after midnight
+    reconnection_due = min(paid_yesterday + timedelta(hours=24), now - timedelta(minutes=5))
 
     accounts = [
         ("3201000001", "张伟", "13800000001", "光明路", "光明路18号3单元502", "normal", _ZHANG_WEI),
@@ -143,7 +145,7 @@ def _seed(session: Session, now: datetime) -> None:
         models.ReconnectionOrder(
             account_number="3201000003",
             created_at=paid_yesterday + timedelta(minutes=10),
-            due_at=paid_yesterday + timedelta(hours=24),
+            due_at=reconnection_due,
             status="pending",
         )
     )

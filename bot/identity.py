@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 
+from bot.accounts import PHONE_NUMBER, digits_of
 from bot.text import normalize
 from bot.utility.records import Account
 
@@ -22,7 +23,7 @@ _DIGITS = re.compile(r"\d+")
 
 def matches(account: Account, answer: str) -> bool:
     """True when the answer is the holder's name or the phone's last four digits (or whole phone)."""
-    text = normalize(answer)
+    text = PHONE_NUMBER.sub(lambda m: digits_of(m[0])[-11:], normalize(answer))
     groups = [g for g in _DIGITS.findall(text) if g != account.number]
     if groups:
         return len(groups) == 1 and groups[0] in (account.phone[-4:], account.phone)

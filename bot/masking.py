@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import logging
-import re
 
-PHONE = re.compile(r"(?<!\d)(1[3-9]\d)(\d{4})(\d{4})(?!\d)")
-ACCOUNT = re.compile(r"(?<!\d)(\d{4})(\d{4})(\d{2})(?!\d)")
+from bot.accounts import ACCOUNT_NUMBER, PHONE_NUMBER, digits_of
 
 
 def mask_phone(phone: str) -> str:
@@ -20,7 +18,7 @@ def mask_account(number: str) -> str:
 
 
 def mask_name(name: str) -> str:
-    """张* / 欧阳** : the family name stays, the given name is hidden."""
+    """张* / 欧*** : the first character stays, the rest is hidden."""
     if not name:
         return name
     return name[0] + "*" * max(1, len(name) - 1)
@@ -28,8 +26,8 @@ def mask_name(name: str) -> str:
 
 def mask_text(text: str) -> str:
     """Phones and account numbers inside free text."""
-    text = PHONE.sub(lambda m: m[1] + "****" + m[3], text)
-    return ACCOUNT.sub(lambda m: m[1] + "****" + m[3], text)
+    text = PHONE_NUMBER.sub(lambda m: mask_phone(digits_of(m[0])[-11:]), text)
+    return ACCOUNT_NUMBER.sub(lambda m: mask_account(digits_of(m[0])), text)
 
 
 class MaskingFilter(logging.Filter):

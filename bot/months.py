@@ -7,7 +7,7 @@ from datetime import date
 
 _CN_DIGITS = {"一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8, "九": 9, "十": 10}
 _RELATIVE = {"上上个月": -2, "上上月": -2, "上个月": -1, "上月": -1, "这个月": 0, "本月": 0, "当月": 0, "这月": 0}
-_EXPLICIT = re.compile(r"(?:(\d{4})年|(去年|前年|今年))?\s*(\d{1,2}|[一二两三四五六七八九十]{1,3})\s*月")
+_EXPLICIT = re.compile(r"(?:(\d{4}|\d{2})年|(去年|前年|今年))?\s*(\d{1,2}|[一二两三四五六七八九十]{1,3})\s*月")
 
 
 def shift(month: date, months: int) -> date:
@@ -49,7 +49,8 @@ def resolve(expression: str | None, today: date) -> date | None:
     if number is None or not 1 <= number <= 12:
         return None
     if match[1]:
-        return date(int(match[1]), number, 1)
+        year = int(match[1])
+        return date(year + 2000 if year < 100 else year, number, 1)
     if match[2] == "去年":
         return date(today.year - 1, number, 1)
     if match[2] == "前年":

