@@ -19,7 +19,8 @@ pids=()
 stop() {
   trap - INT TERM EXIT
   echo "Stopping the bot..."
-  kill -INT "${pids[@]}" 2>/dev/null || true
+  # background jobs of a script ignore SIGINT; TERM stops Sanic cleanly
+  kill -TERM "${pids[@]}" 2>/dev/null || true
   wait "${pids[@]}" 2>/dev/null || true
   echo "Stopped."
 }
