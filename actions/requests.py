@@ -21,7 +21,9 @@ NEEDS_IDENTITY = ("query_bill", "bill_too_high", "meter_dispute")
 
 
 class ActionSetRequest(Action):
-    """Remembers the request; a bare follow-up (inform) continues the last one."""
+    """Remembers the request; a bare follow-up (inform) continues the last one.
+    The month is the one named now (none means the latest bill); the area is the
+    last one the customer named in the conversation."""
 
     def name(self) -> str:
         return "action_set_request"
@@ -38,7 +40,7 @@ class ActionSetRequest(Action):
         return [
             SlotSet("request", request),
             SlotSet("month", latest_entity(tracker, "month")),
-            SlotSet("area", area),
+            SlotSet("area", area or tracker.get_slot("area")),
         ]
 
 

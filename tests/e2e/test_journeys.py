@@ -122,6 +122,12 @@ def test_outage_by_account_asks_for_account_or_place(chat: Conversation) -> None
     assert "户主姓名" not in answer
 
 
+def test_area_told_once_is_remembered(chat: Conversation) -> None:
+    chat.say("我家在幸福里")
+    answer = chat.say("停电了吗")
+    assert "幸福里" in answer and "户号" not in answer
+
+
 # --- meter readings and FAQ ------------------------------------------------------------
 
 
