@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -9,28 +10,13 @@ from rasa_sdk import Action, FormValidationAction, Tracker
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
-from actions.context import say
-from actions.requests import NEEDS_IDENTITY
-from bot import accounts, identity
+from actions.context import latest_entity, say
+from bot import accounts, clock, identity
 from bot.masking import mask_account
-from bot.outages import match_area
+from bot.outages import known_area_in
 from bot.utility import UtilityUnavailable, utility_data
 
 log = logging.getLogger(__name__)
-
-# intents that interrupt the form instead of answering its question
-CHANGES_OF_SUBJECT = {
-    "deny",
-    "goodbye",
-    "request_human",
-    "faq",
-    "bot_challenge",
-    "complain",
-    "express_frustration",
-    "report_hazard",
-    "payment_not_restored",
-    "report_power_quality",
-}
 
 
 class ValidateAccountForm(FormValidationAction):
@@ -50,26 +36,41 @@ class ValidateAccountForm(FormValidationAction):
         if request == "query_outage":
             return [] if tracker.get_slot("area") else ["account_number"]
         number = tracker.get_slot("account_number")
-        if tracker.get_slot("identity_locked") or (number and tracker.get_slot("verified_account") == number):
+        if number and number in (tracker.get_slot("verified_account"), tracker.get_slot("locked_account")):
             return ["account_number"]
         return ["account_number", "identity_proof"]
 
     async def extract_account_number(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> dict[str, Any]:
-        return _answer_to(tracker, "account_number")
+        """Typed text is taken as the 户号 answer when it has digits or is plain information."""
+        if tracker.get_slot("requested_slot") != "account_number":
+            return {}
+        text = tracker.latest_message.get("text") or ""
+        answers = {"inform", "nlu_fallback"}
+        if tracker.get_slot("request") == "query_outage":
+            answers.add("query_outage")  # "光明路那边" answers "户号或小区名"
+        if any(c.isdigit() for c in text) or _intent(tracker) in answers:
+            return {"account_number": text}
+        return {}
 
     async def extract_identity_proof(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> dict[str, Any]:
-        return _answer_to(tracker, "identity_proof")
+        """Only a name or digits count as an answer; "你好" or "😀" are not a wrong guess."""
+        if tracker.get_slot("requested_slot") != "identity_proof":
+            return {}
+        text = tracker.latest_message.get("text") or ""
+        if any(c.isdigit() for c in text) or latest_entity(tracker, "person_name") or _intent(tracker) == "inform":
+            return {"identity_proof": text}
+        return {}
 
-    def validate_account_number(
+    async def validate_account_number(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> dict[str, Any]:
         text = str(value or "")
         if tracker.get_slot("request") == "query_outage":
-            area = _area_in(text)
+            area = await asyncio.to_thread(known_area_in, utility_data(), text) or latest_entity(tracker, "address")
             if area:
                 # the form asks for the 户号 only when none is held, so nothing is lost
                 return {"account_number": None, "area": area}
@@ -86,37 +87,65 @@ class ValidateAccountForm(FormValidationAction):
                 say(dispatcher, tracker, "account_missing")
             return {"account_number": None}
         try:
-            account = utility_data().account(parsed.number)
+            account = await asyncio.to_thread(utility_data().account, parsed.number)
         except UtilityUnavailable:
             # keep the number; the answer step apologises and gives the 95598 line
-            return {"account_number": parsed.number, "identity_proof": "unavailable"}
+            return {"account_number": parsed.number, "identity_proof": None}
         if account is None:
             log.info("unknown account number %s", mask_account(parsed.number))
             say(dispatcher, tracker, "account_not_found", account=mask_account(parsed.number))
             return {"account_number": None}
+        slots: dict[str, Any] = {"account_number": parsed.number}
         if parsed.number != tracker.get_slot("verified_account"):
-            return {"account_number": parsed.number, "identity_proof": None}
-        return {"account_number": parsed.number}
+            slots["identity_proof"] = None
+            if tracker.get_slot("request") in identity.NEEDS_IDENTITY:
+                locked = await asyncio.to_thread(_locked, parsed.number)
+                slots["locked_account"] = parsed.number if locked else None
+        return slots
 
-    def validate_identity_proof(
+    async def validate_identity_proof(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> dict[str, Any]:
         number = tracker.get_slot("account_number")
-        if value == "unavailable" or tracker.get_slot("request") not in NEEDS_IDENTITY:
-            return {"identity_proof": value}
+        if not number or tracker.get_slot("request") not in identity.NEEDS_IDENTITY:
+            return {"identity_proof": None}
         try:
-            account = utility_data().account(number)
+            outcome = await asyncio.to_thread(_check, number, str(value))
         except UtilityUnavailable:
-            return {"identity_proof": "unavailable"}
-        failures = int(tracker.get_slot("identity_failures") or 0)
-        if account is not None and identity.matches(account, str(value)):
+            # the check cannot run; the answer step apologises and discloses nothing
+            return {"identity_proof": "unchecked"}
+        if outcome == "verified":
             return {"identity_proof": "verified", "verified_account": number}
-        failures += 1
-        log.warning("identity check failed for %s (attempt %d)", mask_account(number or ""), failures)
-        if identity.attempts_left(failures) == 0:
-            return {"identity_proof": "locked", "identity_locked": True, "identity_failures": failures}
-        say(dispatcher, tracker, "identity_mismatch", left=identity.attempts_left(failures))
-        return {"identity_proof": None, "identity_failures": failures}
+        log.warning("identity check failed for %s (%s)", mask_account(number), outcome)
+        if outcome == "locked":
+            return {"identity_proof": "locked", "locked_account": number}
+        say(dispatcher, tracker, "identity_mismatch", left=outcome)
+        return {"identity_proof": None}
+
+
+def _check(number: str, answer: str) -> str:
+    """"verified", "locked", or the attempts left after this wrong answer."""
+    attempts = identity.identity_attempts()
+    now = clock.now()
+    if attempts.attempts_left(number, now) == 0:
+        return "locked"
+    account = utility_data().account(number)
+    if account is not None and identity.matches(account, answer):
+        attempts.clear(number)
+        return "verified"
+    left = attempts.record_failure(number, now)
+    return "locked" if left == 0 else str(left)
+
+
+def _locked(number: str) -> bool:
+    try:
+        return identity.identity_attempts().attempts_left(number, clock.now()) == 0
+    except UtilityUnavailable:
+        return False  # the check itself will refuse while the database is down
+
+
+def _intent(tracker: Tracker) -> str | None:
+    return tracker.latest_message.get("intent", {}).get("name")
 
 
 class ActionAskAccountNumber(Action):
@@ -136,22 +165,3 @@ class ActionAskIdentityProof(Action):
     def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict) -> list[dict[str, Any]]:
         say(dispatcher, tracker, "ask_identity_proof")
         return []
-
-
-def _answer_to(tracker: Tracker, slot: str) -> dict[str, Any]:
-    """The latest message as the answer to the question the form asked, unless the
-    customer clearly changed the subject (numbers are always taken as an answer)."""
-    if tracker.get_slot("requested_slot") != slot:
-        return {}
-    text = tracker.latest_message.get("text") or ""
-    intent = tracker.latest_message.get("intent", {}).get("name")
-    if any(c.isdigit() for c in text) or intent not in CHANGES_OF_SUBJECT:
-        return {slot: text}
-    return {}
-
-
-def _area_in(text: str) -> str | None:
-    try:
-        return match_area(utility_data(), text)
-    except UtilityUnavailable:
-        return None

@@ -1,4 +1,7 @@
-"""The answers to the account journeys, once the account (and identity) are known."""
+"""The answers to the account journeys, once the account (and identity) are known.
+
+Each reads slots, asks a bot/ service, and turns what it says into replies.
+"""
 
 from __future__ import annotations
 
@@ -9,12 +12,12 @@ from rasa_sdk.executor import CollectingDispatcher
 
 from actions.context import say
 from bot import clock, months, tariff
-from bot.billing import explain_high_bill, find_bill
+from bot.billing import bill_status, explain_high_bill, find_bill
 from bot.masking import mask_account
 from bot.outages import area_outages
 from bot.replies import render
 from bot.utility import UtilityData
-from bot.wording import day, kwh, moment, readings_table, yuan
+from bot.wording import change_words, day, kwh, moment, readings_table, window, yuan
 
 
 def _month(tracker: Tracker):
@@ -24,28 +27,26 @@ def _month(tracker: Tracker):
 def answer_bill(dispatcher: CollectingDispatcher, tracker: Tracker, utility: UtilityData) -> None:
     number = tracker.get_slot("account_number")
     asked = _month(tracker)
-    lookup = find_bill(utility, number, asked)
-    if lookup.latest is None:
+    found = find_bill(utility, number, asked)
+    if found.latest is None:
         return say(dispatcher, tracker, "bill_none")
-    bill = lookup.bill
-    if bill is None and asked > lookup.latest:
-        say(dispatcher, tracker, "bill_not_issued", month=months.label(asked), latest=months.label(lookup.latest))
-        bill = find_bill(utility, number, None).bill
-    elif bill is None:
+    if found.bill is None:
         return say(
             dispatcher,
             tracker,
             "bill_month_missing",
             month=months.label(asked),
-            earliest=months.label(lookup.earliest),
-            latest=months.label(lookup.latest),
+            earliest=months.label(found.earliest),
+            latest=months.label(found.latest),
         )
-    if bill.paid:
-        status = render("bill_paid", paid_on=day(bill.paid_at.date()))
-    elif bill.due_date >= clock.today():
-        status = render("bill_unpaid", due=day(bill.due_date))
-    else:
-        status = render("bill_overdue")
+    if found.not_billed_yet:
+        say(dispatcher, tracker, "bill_not_issued", month=months.label(asked), latest=months.label(found.latest))
+    bill = found.bill
+    status = render(
+        f"bill_{bill_status(bill, clock.today())}",
+        paid_on=day(bill.paid_at.date()) if bill.paid_at else "",
+        due=day(bill.due_date),
+    )
     say(
         dispatcher,
         tracker,
@@ -63,21 +64,19 @@ def answer_high_bill(dispatcher: CollectingDispatcher, tracker: Tracker, utility
     facts = explain_high_bill(utility, tracker.get_slot("account_number"), _month(tracker))
     if facts is None:
         return answer_bill(dispatcher, tracker, utility)
-    bill, previous = facts.bill, facts.previous
+    bill, previous, month = facts.bill, facts.previous, months.label(facts.bill.period)
     parts = []
     if previous is not None:
-        change = facts.usage_change_kwh
-        change_words = f"多了{kwh(change)}" if change > 0 else f"少了{kwh(-change)}" if change < 0 else "持平"
         parts.append(
             render(
                 "high_bill_compare",
-                month=months.label(bill.period),
+                month=month,
                 usage=kwh(bill.usage_kwh),
                 amount=yuan(bill.amount),
                 previous_month=months.label(previous.period),
                 previous_usage=kwh(previous.usage_kwh),
                 previous_amount=yuan(previous.amount),
-                change=change_words,
+                change=change_words(facts.usage_change_kwh),
             )
         )
     if facts.year_ago is not None:
@@ -89,26 +88,33 @@ def answer_high_bill(dispatcher: CollectingDispatcher, tracker: Tracker, utility
                 year_ago_amount=yuan(facts.year_ago.amount),
             )
         )
-    if facts.catch_up_after_estimate:
-        total = bill.usage_kwh + previous.usage_kwh
-        parts.append(
-            render(
-                "high_bill_estimated",
-                previous_month=months.label(previous.period),
-                previous_usage=kwh(previous.usage_kwh),
-                month=months.label(bill.period),
-                total=kwh(total),
-                average=kwh(total / 2),
+    reasons = facts.reasons()
+    for reason in reasons:
+        if reason == "estimated_catch_up":
+            total = bill.usage_kwh + previous.usage_kwh
+            parts.append(
+                render(
+                    "high_bill_estimated",
+                    previous_month=months.label(previous.period),
+                    previous_usage=kwh(previous.usage_kwh),
+                    month=month,
+                    total=kwh(total),
+                    average=kwh(total / 2),
+                )
             )
-        )
-    elif previous is not None and facts.usage_change_kwh > 0:
-        parts.append(render("high_bill_usage_up", change_kwh=kwh(facts.usage_change_kwh)))
-    elif previous is not None:
-        parts.append(render("high_bill_not_high", month=months.label(bill.period)))
-    if facts.crossed_tier:
-        bound = tariff.tiers()[facts.tier.number - 2].upper_kwh
-        parts.append(render("high_bill_tier", bound=bound, tier=facts.tier.number, price=facts.tier.price))
-    parts.append(render("high_bill_next_step"))
+        elif reason == "usage_up":
+            parts.append(render("high_bill_usage_up", change_kwh=kwh(facts.usage_change_kwh)))
+        elif reason == "usage_not_up":
+            parts.append(render("high_bill_not_high", month=month))
+        elif reason == "tier_crossed":
+            bound = tariff.tiers()[facts.tier.number - 2].upper_kwh
+            parts.append(
+                render("high_bill_tier", month=month, bound=bound, tier=facts.tier.number, price=facts.tier.price)
+            )
+        elif reason == "this_month_estimated":
+            parts.append(render("high_bill_this_month_estimated", month=month))
+    estimated = "estimated_catch_up" in reasons or "this_month_estimated" in reasons
+    parts.append(render("high_bill_next_step_estimated" if estimated else "high_bill_next_step"))
     dispatcher.utter_message(text="\n".join(parts))
 
 
@@ -129,60 +135,52 @@ def answer_readings(dispatcher: CollectingDispatcher, tracker: Tracker, utility:
 def answer_outage(dispatcher: CollectingDispatcher, tracker: Tracker, utility: UtilityData) -> None:
     now = clock.now()
     place = tracker.get_slot("area")
-    known = {a.name for a in utility.areas()}
-    if place and place not in known:
+    if place and place not in {a.name for a in utility.areas()}:
         return say(dispatcher, tracker, "outage_unknown_place", place=place)
-    if not place:
-        account = utility.account(tracker.get_slot("account_number"))
+    if place:
+        label = f"{place}一带"
+    else:
+        number = tracker.get_slot("account_number")
+        account = utility.account(number)
         if account is None:
-            number = tracker.get_slot("account_number")
             return say(dispatcher, tracker, "account_not_found", account=mask_account(number))
-        place = account.area
+        # the area of an account is not said back before the identity check
+        place, label = account.area, "您户号所在的片区"
     status = area_outages(utility, place, now)
+    current, situation = status.current, status.situation
     parts = []
-    current = status.current
-    if current is not None and current.kind == "fault":
-        since = moment(current.starts_at, now)
-        eta = moment(current.ends_at, now) if current.ends_at else None
-        if status.restoration_overdue:
-            key = "outage_fault_overdue"
-        elif eta is None:
-            key = "outage_fault_no_eta"
-        elif not current.cause:
-            key = "outage_fault_no_cause"
-        else:
-            key = "outage_fault"
-        parts.append(render(key, area=place, since=since, cause=current.cause or "", eta=eta or ""))
-    elif current is not None:
+    if situation == "none":
+        parts.append(render("outage_none", area=label))
+    elif situation.startswith("fault"):
         parts.append(
             render(
-                "outage_planned_now",
-                area=place,
+                f"outage_{situation}",
+                area=label,
+                since=moment(current.starts_at, now),
+                cause=f"原因是{current.cause}" if current.cause else "原因还在排查",
+                eta=moment(current.ends_at, now) if current.ends_at else "",
+            )
+        )
+    else:
+        parts.append(
+            render(
+                f"outage_{situation}",
+                area=label,
                 cause=current.cause or "计划检修",
-                window=_window(current.starts_at, current.ends_at, now),
-                end=moment(current.ends_at, now) if current.ends_at else "检修结束后",
+                window=window(current.starts_at, current.ends_at, now),
+                end=moment(current.ends_at, now) if current.ends_at else "",
             )
         )
     for outage in status.planned:
         parts.append(
             render(
                 "outage_planned_upcoming",
-                area=place,
-                window=_window(outage.starts_at, outage.ends_at, now),
+                area=label,
+                window=window(outage.starts_at, outage.ends_at, now),
                 cause=outage.cause or "计划检修",
             )
         )
-    if current is None:
-        parts.insert(0, render("outage_none", area=place))
     dispatcher.utter_message(text="\n".join(parts))
-
-
-def _window(start, end, now) -> str:
-    if end is None:
-        return f"{moment(start, now)}起"
-    if start.date() == end.date():
-        return f"{moment(start, now)}至{end:%H:%M}"
-    return f"{moment(start, now)}至{moment(end, now)}"
 
 
 ANSWERS: dict[str, Callable[[CollectingDispatcher, Tracker, UtilityData], None]] = {

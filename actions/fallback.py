@@ -10,7 +10,6 @@ from rasa_sdk.executor import CollectingDispatcher
 
 from actions.context import say
 from bot.dialogue import consecutive_fallbacks
-from bot.masking import mask_text
 
 log = logging.getLogger(__name__)
 
@@ -20,8 +19,14 @@ class ActionFallback(Action):
         return "action_fallback"
 
     def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict) -> list[dict[str, Any]]:
-        text = tracker.latest_message.get("text") or ""
-        log.info("not understood (%d chars): %s", len(text), mask_text(text[:80]))
+        message = tracker.latest_message
+        intent = message.get("intent", {})
+        log.info(
+            "not understood: %d characters, best guess %s (%.2f)",
+            len(message.get("text") or ""),
+            intent.get("name"),
+            intent.get("confidence") or 0.0,
+        )
         if consecutive_fallbacks(tracker.events) >= 2:
             say(dispatcher, tracker, "fallback_95598")
         else:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -11,61 +12,69 @@ from rasa_sdk.executor import CollectingDispatcher
 
 from actions import answers
 from actions.context import latest_entity, say
-from bot.outages import match_area
+from bot.identity import NEEDS_IDENTITY
+from bot.outages import known_area_in
 from bot.utility import UtilityUnavailable, utility_data
 
 log = logging.getLogger(__name__)
 
 REQUESTS = ("query_bill", "bill_too_high", "meter_dispute", "query_outage")
-NEEDS_IDENTITY = ("query_bill", "bill_too_high", "meter_dispute")
 
 
 class ActionSetRequest(Action):
-    """Remembers the request; a bare follow-up (inform) continues the last one.
-    The month is the one named now (none means the latest bill); the area is the
-    last one the customer named in the conversation."""
+    """Remembers the request. A bare follow-up (inform) continues the last request only
+    when it carries something that request can use ("那8月呢", another 户号, a place).
+    The month is the one named now (none means the latest bill); the area is the one
+    named now, else the last one named, unless a 户号 now says where the customer is."""
 
     def name(self) -> str:
         return "action_set_request"
 
-    def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict) -> list[dict[str, Any]]:
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict) -> list[dict[str, Any]]:
         intent = tracker.latest_message.get("intent", {}).get("name")
-        request = intent if intent in REQUESTS else tracker.get_slot("request")
-        area = latest_entity(tracker, "address")
-        if area is None:
-            try:
-                area = match_area(utility_data(), tracker.latest_message.get("text"))
-            except UtilityUnavailable:
-                area = None
-        return [
-            SlotSet("request", request),
-            SlotSet("month", latest_entity(tracker, "month")),
-            SlotSet("area", area or tracker.get_slot("area")),
-        ]
+        month = latest_entity(tracker, "month")
+        account = latest_entity(tracker, "account_number")
+        place = latest_entity(tracker, "address")
+        known = await asyncio.to_thread(known_area_in, utility_data(), place or tracker.latest_message.get("text"))
+        area = None if account else known or place or tracker.get_slot("area")
+
+        if intent in REQUESTS:
+            request = intent
+        else:
+            request = tracker.get_slot("request")
+            useful = account or (month if request in NEEDS_IDENTITY else known or place)
+            if not useful:
+                request = None
+        return [SlotSet("request", request), SlotSet("month", month), SlotSet("area", area)]
 
 
 class ActionFulfilRequest(Action):
     def name(self) -> str:
         return "action_fulfil_request"
 
-    def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict) -> list[dict[str, Any]]:
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict) -> list[dict[str, Any]]:
         request = tracker.get_slot("request")
+        number = tracker.get_slot("account_number")
         # the proof was used; a new account or a new conversation asks again
         events: list[dict[str, Any]] = [SlotSet("identity_proof", None)]
         if request is None:
             say(dispatcher, tracker, "what_service")
             return events
         if request in NEEDS_IDENTITY:
-            if tracker.get_slot("identity_locked"):
+            if number and tracker.get_slot("locked_account") == number:
                 say(dispatcher, tracker, "identity_locked")
                 return events
-            if tracker.get_slot("verified_account") != tracker.get_slot("account_number"):
+            if not number or tracker.get_slot("verified_account") != number:
                 # the check could not run: the company's system did not answer
                 say(dispatcher, tracker, "service_unavailable")
                 return events
         try:
-            answers.ANSWERS[request](dispatcher, tracker, utility_data())
+            await asyncio.to_thread(answers.ANSWERS[request], dispatcher, tracker, utility_data())
         except UtilityUnavailable as error:
             log.warning("company system unavailable while answering %s: %s", request, error)
+            say(dispatcher, tracker, "service_unavailable")
+        except Exception:
+            # never leave the customer without an answer
+            log.exception("answering %s failed", request)
             say(dispatcher, tracker, "service_unavailable")
         return events

@@ -88,15 +88,17 @@ def start_ours(name: str, tf_threads: int | None, database_url: str) -> Server:
     endpoints = OUT / f"endpoints-{actions_port}.yml"
     endpoints.write_text(f'action_endpoint:\n  url: "http://127.0.0.1:{actions_port}/webhook"\n')
     began = time.monotonic()
-    actions = start(f"{name}-actions", [RASA, "run", "actions", "--port", str(actions_port)], env, OUT)
+    actions = start(
+        f"{name}-actions", [RASA, "run", "actions", "--port", str(actions_port)], env | {"SANIC_HOST": "127.0.0.1"}, OUT
+    )
     rasa = start(
         f"{name}-rasa",
-        [RASA, "run", "--port", str(rasa_port), "--enable-api", "--model", "models/current.tar.gz",
+        [RASA, "run", "--port", str(rasa_port), "--model", "models/current.tar.gz",
          "--endpoints", str(endpoints), "--credentials", "credentials.yml"],
         env, OUT,
     )  # fmt: skip
     wait_until_up(actions, f"http://127.0.0.1:{actions_port}/health")
-    wait_until_up(rasa, f"http://127.0.0.1:{rasa_port}/status", ready="model_file")
+    wait_until_up(rasa, f"http://127.0.0.1:{rasa_port}/", ready="Hello from Rasa")
     return Server(name, rasa, actions, f"http://127.0.0.1:{rasa_port}", time.monotonic() - began)
 
 
@@ -121,11 +123,11 @@ def start_bare(project: Path) -> Server:
     began = time.monotonic()
     rasa = start(
         "bare-rasa",
-        [RASA, "run", "--port", str(port), "--enable-api", "--model", str(model)],
+        [RASA, "run", "--port", str(port), "--model", str(model)],
         {"RASA_TELEMETRY_ENABLED": "false"},
         OUT,
     )
-    wait_until_up(rasa, f"http://127.0.0.1:{port}/status", ready="model_file")
+    wait_until_up(rasa, f"http://127.0.0.1:{port}/", ready="Hello from Rasa")
     return Server("rasa init (bare)", rasa, None, f"http://127.0.0.1:{port}", time.monotonic() - began)
 
 

@@ -21,8 +21,10 @@ def cmd_db_init(args: argparse.Namespace) -> int:
 
     url = args.database_url or load_settings().database_url
     upgrade(url)
-    made = ensure_demo_data(session_factory(url), clock.now())
-    print("demo data loaded" if made else "demo data already up to date")
+    print("schema up to date")
+    if args.demo:
+        made = ensure_demo_data(session_factory(url), clock.now())
+        print("demo data loaded" if made else "demo data already up to date")
     return 0
 
 
@@ -91,8 +93,9 @@ def main(argv: list[str] | None = None) -> int:
 
     db = sub.add_parser("db", help="database schema and demo data")
     db_sub = db.add_subparsers(dest="db_command", required=True)
-    init = db_sub.add_parser("init", help="apply migrations and load the demo data if missing or stale")
+    init = db_sub.add_parser("init", help="apply migrations; with --demo, load the demo data if missing or stale")
     init.add_argument("--database-url")
+    init.add_argument("--demo", action="store_true", help="load (or refresh) the demo accounts, bills and outages")
     init.set_defaults(func=cmd_db_init)
 
     api = sub.add_parser("company-api", help="serve the reference company API from the database")

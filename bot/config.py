@@ -17,7 +17,6 @@ class Settings:
     utility_timeout_seconds: float
     utility_retries: int
     timezone: str
-    service_phone: str
 
 
 def load_settings() -> Settings:
@@ -30,5 +29,4 @@ def load_settings() -> Settings:
         utility_timeout_seconds=float(os.environ.get("UTILITY_TIMEOUT_SECONDS", "3")),
         utility_retries=int(os.environ.get("UTILITY_RETRIES", "1")),
         timezone=os.environ.get("BOT_TIMEZONE", "Asia/Shanghai"),
-        service_phone=os.environ.get("SERVICE_PHONE", "95598"),
     )

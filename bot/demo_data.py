@@ -31,14 +31,27 @@ AREAS = [
 _ZHANG_WEI = [238, 205, 172, 160, 178, 196, 214, 262, 288, 276, 231, 195, 118, 521]
 _LI_NA = [182, 160, 141, 133, 139, 150, 166, 198, 221, 214, 176, 152, 149, 158]
 _WANG_QIANG = [226, 201, 180, 169, 185, 203, 219, 255, 279, 268, 224, 205, 199, 212]
+_ACCOUNTS = [
+    ("3201000001", "张伟", "13800000001", "光明路", "光明路18号3单元502", "normal", _ZHANG_WEI),
+    ("3201000002", "李娜", "13800000002", "幸福里", "幸福里小区7栋1204", "normal", _LI_NA),
+    ("3201000003", "王强", "13800000003", "光明路", "光明路46号", "disconnected", _WANG_QIANG),
+]
+
+
+class NotADemoDatabase(Exception):
+    """The database holds accounts that are not demo data: it is never cleared."""
 
 
 def ensure_demo_data(sessions: sessionmaker, now: datetime) -> bool:
     """Load the demo data if it is missing or was made on another day; True if it was (re)made."""
+    demo_numbers = {number for number, *_ in _ACCOUNTS}
     with sessions.begin() as session:
         seeded = session.get(models.Meta, SEED_KEY)
         if seeded is not None and seeded.value == now.date().isoformat():
             return False
+        others = session.scalars(select(models.Account.number).where(models.Account.number.not_in(demo_numbers)))
+        if others.first() is not None:
+            raise NotADemoDatabase("the database holds real accounts; demo data is not loaded there")
         _clear(session)
         _seed(session, now)
         session.merge(models.Meta(key=SEED_KEY, value=now.date().isoformat()))
@@ -69,12 +82,7 @@ def _seed(session: Session, now: datetime) -> None:
     # the 24-hour promise has passed, even just after midnight
     reconnection_due = min(paid_yesterday + timedelta(hours=24), now - timedelta(minutes=5))
 
-    accounts = [
-        ("3201000001", "张伟", "13800000001", "光明路", "光明路18号3单元502", "normal", _ZHANG_WEI),
-        ("3201000002", "李娜", "13800000002", "幸福里", "幸福里小区7栋1204", "normal", _LI_NA),
-        ("3201000003", "王强", "13800000003", "光明路", "光明路46号", "disconnected", _WANG_QIANG),
-    ]
-    for number, name, phone, area, address, status, _usages in accounts:
+    for number, name, phone, area, address, status, _usages in _ACCOUNTS:
         session.add(
             models.Account(
                 number=number,
@@ -87,7 +95,7 @@ def _seed(session: Session, now: datetime) -> None:
         )
     session.flush()
 
-    for number, _name, _phone, _area, _address, _status, usages in accounts:
+    for number, _name, _phone, _area, _address, _status, usages in _ACCOUNTS:
         reading = Decimal(8000 + int(number[-1]) * 1500)
         for index, usage in enumerate(usages):
             period = shift(latest, index - len(usages) + 1)

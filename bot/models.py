@@ -135,3 +135,13 @@ class Meta(Base):
 
     key = Column(String(64), primary_key=True)
     value = Column(String(256), nullable=False)
+
+
+class IdentityFailure(Base):
+    """A failed identity check: three within the lock window lock the account's lookups."""
+
+    __tablename__ = "identity_failures"
+
+    id = Column(Integer, primary_key=True)
+    account_number = Column(String(10), nullable=False, index=True)
+    failed_at = Column(DateTime, nullable=False)

@@ -34,3 +34,21 @@ def readings_table(readings: list[Reading]) -> str:
         note = "（估抄）" if r.estimated else ""
         lines.append(f"· {day(r.read_on)}  表码 {r.reading_kwh:.1f}  用电 {kwh(r.usage_kwh)}{note}")
     return "\n".join(lines)
+
+
+def change_words(change_kwh: Decimal) -> str:
+    """多了12度 / 少了3度 / 持平"""
+    if change_kwh > 0:
+        return f"多了{kwh(change_kwh)}"
+    if change_kwh < 0:
+        return f"少了{kwh(-change_kwh)}"
+    return "持平"
+
+
+def window(start: datetime, end: datetime | None, now: datetime) -> str:
+    """明天08:00至16:00 / 今天14:00至明天02:00 / 今天14:00起"""
+    if end is None:
+        return f"{moment(start, now)}起"
+    if start.date() == end.date():
+        return f"{moment(start, now)}至{end:%H:%M}"
+    return f"{moment(start, now)}至{moment(end, now)}"

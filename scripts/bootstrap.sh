@@ -5,8 +5,9 @@ cd "$(dirname "$0")/.."
 source scripts/python.sh
 find_python310
 
-if [ ! -x .venv/bin/python ]; then
+if ! .venv/bin/python -m pip --version >/dev/null 2>&1; then
   echo "Creating .venv with $PYTHON310"
+  rm -rf .venv
   "$PYTHON310" -m venv .venv
 fi
 stamp=.venv/.requirements.sha256

@@ -8,7 +8,7 @@ find_python310() {
   candidates+=("$HOME"/.pyenv/versions/3.10*/bin/python3.10 /usr/bin/python3.10 /usr/local/bin/python3.10)
   for candidate in "${candidates[@]}"; do
     [ -n "$candidate" ] || continue
-    if command -v "$candidate" >/dev/null 2>&1 && "$candidate" -c 'import sys, venv; assert sys.version_info[:2] == (3, 10)' 2>/dev/null; then
+    if command -v "$candidate" >/dev/null 2>&1 && "$candidate" -c 'import sys, venv, ensurepip; assert sys.version_info[:2] == (3, 10)' 2>/dev/null; then
       PYTHON310=$(command -v "$candidate"); export PYTHON310; return 0
     fi
   done

@@ -9,7 +9,7 @@ RASA_PORT=${RASA_PORT:-5005}
 ACTIONS_PORT=${ACTIONS_PORT:-5055}
 RASA_INTERFACE=${RASA_INTERFACE:-127.0.0.1}
 
-.venv/bin/python -m bot db init
+.venv/bin/python -m bot db init --demo
 bash scripts/train.sh
 
 mkdir -p var
@@ -24,18 +24,24 @@ stop() {
   wait "${pids[@]}" 2>/dev/null || true
   echo "Stopped."
 }
-trap stop INT TERM EXIT
+trap 'stop; exit 130' INT
+trap 'stop; exit 143' TERM
+trap stop EXIT
 
-.venv/bin/rasa run actions --port "$ACTIONS_PORT" > var/action-server.log 2>&1 &
+# the action server answers only the Rasa server, on this machine
+SANIC_HOST=127.0.0.1 .venv/bin/rasa run actions --port "$ACTIONS_PORT" > var/action-server.log 2>&1 &
 pids+=($!)
-.venv/bin/rasa run --enable-api --interface "$RASA_INTERFACE" --port "$RASA_PORT" \
+.venv/bin/rasa run --interface "$RASA_INTERFACE" --port "$RASA_PORT" \
   --model models/current.tar.gz --endpoints var/endpoints.yml --credentials credentials.yml \
   > var/rasa-server.log 2>&1 &
 pids+=($!)
 
 echo "Starting the action server and the Rasa server (logs in var/)..."
-.venv/bin/python -m bot wait --timeout 300 \
-  "http://127.0.0.1:${ACTIONS_PORT}/health" "http://127.0.0.1:${RASA_PORT}/status"
+until .venv/bin/python -m bot wait --timeout 2 "http://127.0.0.1:${ACTIONS_PORT}/health" "http://127.0.0.1:${RASA_PORT}/" 2>/dev/null; do
+  for pid in "${pids[@]}"; do
+    kill -0 "$pid" 2>/dev/null || { echo "A server failed to start; see var/*.log" >&2; exit 1; }
+  done
+done
 
 cat <<MSG
 

@@ -5,14 +5,21 @@ action server would receive, runs the action with a CollectingDispatcher, and
 asserts on what the bot said and the events it returned. Nothing of ours is
 mocked: the actions ask bot/ services, which read the demo data from SQLite (or,
 for the outage of the company's system, fail to reach an HTTP port nobody serves).
+Identity failures live in the bot's own database (the same SQLite file here), so
+each test starts with none recorded.
 """
 
 from __future__ import annotations
 
 import asyncio
+import inspect
+import logging
 import socket
-from collections.abc import Iterable, Iterator
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -20,13 +27,18 @@ import pytest
 import yaml
 from rasa_sdk import Action, Tracker
 from rasa_sdk.executor import CollectingDispatcher
+from sqlalchemy import delete, select
 
 from actions.account_form import ActionAskAccountNumber, ActionAskIdentityProof, ValidateAccountForm
 from actions.fallback import ActionFallback
 from actions.requests import ActionFulfilRequest, ActionSetRequest
-from bot import clock, months
+from bot import clock, identity, models, months
+from bot.db import session_factory
+from bot.identity import NEEDS_IDENTITY
 from bot.replies import catalogue
 from bot.utility import _build
+from bot.utility.reference_api import make_server
+from bot.wording import window
 
 DOMAIN: dict[str, Any] = yaml.safe_load((Path(__file__).resolve().parents[1] / "domain.yml").read_text("utf-8"))
 FORM_SLOTS: list[str] = DOMAIN["forms"]["account_form"]["required_slots"]
@@ -65,6 +77,70 @@ def company_system_down(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     _build.cache_clear()
     yield
     _build.cache_clear()
+
+
+@pytest.fixture(autouse=True)
+def no_identity_failures(sqlite_url: str) -> None:
+    """Each test starts with no failed identity check recorded for any account."""
+    with session_factory(sqlite_url).begin() as session:
+        session.execute(delete(models.IdentityFailure))
+
+
+@contextmanager
+def serving(database_url: str) -> Iterator[str]:
+    """The reference company API on loopback, answering from `database_url`."""
+    server = make_server(database_url, "127.0.0.1", 0)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        host, port = server.server_address[:2]
+        yield f"http://{host}:{port}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+
+
+@pytest.fixture
+def bot_database_down(sqlite_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The company's system answers (over HTTP), but the bot's own database cannot be
+    opened: DATABASE_URL names a directory."""
+    with serving(sqlite_url) as url:
+        monkeypatch.setenv("UTILITY_BACKEND", "http")
+        monkeypatch.setenv("UTILITY_API_URL", url)
+        monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path}")
+        _build.cache_clear()
+        yield
+    _build.cache_clear()
+
+
+@pytest.fixture
+def outage_in_hepinglu(sqlite_url: str) -> Iterator[Callable[..., None]]:
+    """Adds outages to 和平路 (which has none in the demo data); removed afterwards."""
+    added: list[int] = []
+
+    def add(**fields: Any) -> None:
+        with session_factory(sqlite_url).begin() as session:
+            area_id = session.scalar(select(models.Area.id).where(models.Area.name == "和平路"))
+            outage = models.Outage(area_id=area_id, **fields)
+            session.add(outage)
+            session.flush()
+            added.append(outage.id)
+
+    yield add
+    with session_factory(sqlite_url).begin() as session:
+        session.execute(delete(models.Outage).where(models.Outage.id.in_(added)))
+
+
+def record_failures(number: str, *ages: timedelta) -> None:
+    """Failed identity checks of `number`, made `ages` ago (as another conversation would)."""
+    now = clock.now()
+    with session_factory().begin() as session:
+        session.add_all(models.IdentityFailure(account_number=number, failed_at=now - age) for age in ages)
+
+
+def attempts_left(number: str) -> int:
+    return identity.identity_attempts().attempts_left(number, clock.now())
 
 
 # --- trackers and runs ---------------------------------------------------------------
@@ -114,8 +190,12 @@ def slot_values(events: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def run(action: Action, tracker: Tracker) -> tuple[list[str], list[dict[str, Any]]]:
+    """Runs the action as the action server would: awaited when its run is async."""
     dispatcher = CollectingDispatcher()
-    events = action.run(dispatcher, tracker, DOMAIN)
+    if inspect.iscoroutinefunction(action.run):
+        events = asyncio.run(action.run(dispatcher, tracker, DOMAIN))
+    else:
+        events = action.run(dispatcher, tracker, DOMAIN)
     return texts(dispatcher), events
 
 
@@ -154,6 +234,11 @@ def reply(key: str, **values: Any) -> str:
     """The one variant of a reply (for keys that have one)."""
     (text,) = catalogue()[key]
     return text.format(**values)
+
+
+def variants(key: str, **values: Any) -> list[str]:
+    """Every variant of a reply, filled."""
+    return [text.format(**values) for text in catalogue()[key]]
 
 
 def assert_nothing_personal(messages: Iterable[str]) -> None:
@@ -201,6 +286,74 @@ def test_set_request_finds_a_known_area_in_the_text():
 def test_set_request_without_any_request_so_far_leaves_it_empty():
     _, events = run(ActionSetRequest(), make_tracker({}, "嗯", "inform"))
     assert slot_values(events)["request"] is None
+
+
+def test_set_and_fulfil_request_are_async():
+    assert inspect.iscoroutinefunction(ActionSetRequest.run)
+    assert inspect.iscoroutinefunction(ActionFulfilRequest.run)
+
+
+@pytest.mark.parametrize("request_name", [*NEEDS_IDENTITY, "query_outage"])
+def test_set_request_forgets_the_request_on_an_inform_that_carries_nothing_for_it(request_name):
+    _, events = run(ActionSetRequest(), make_tracker({"request": request_name}, "好的", "inform"))
+    assert slot_values(events) == {"request": None, "month": None, "area": None}
+
+
+def test_set_request_an_inform_with_another_account_continues_a_bill_request():
+    text = "3201000002"
+    tracker = make_tracker(
+        {"request": "query_bill", "area": "光明路"}, text, "inform", entities=[entity("account_number", text, text)]
+    )
+    _, events = run(ActionSetRequest(), tracker)
+    # the 户号 says where the customer is: the place named before no longer applies
+    assert slot_values(events) == {"request": "query_bill", "month": None, "area": None}
+
+
+def test_set_request_a_place_alone_does_not_continue_a_bill_request():
+    text = "幸福里呢"
+    tracker = make_tracker({"request": "query_bill"}, text, "inform", entities=[entity("address", "幸福里", text)])
+    _, events = run(ActionSetRequest(), tracker)
+    assert slot_values(events)["request"] is None
+
+
+def test_set_request_a_month_alone_does_not_continue_an_outage_request():
+    text = "那8月呢"
+    tracker = make_tracker({"request": "query_outage"}, text, "inform", entities=[entity("month", "8月", text)])
+    _, events = run(ActionSetRequest(), tracker)
+    assert slot_values(events)["request"] is None
+
+
+@pytest.mark.parametrize(
+    ("text", "address", "area"),
+    [
+        pytest.param("那光明路18号呢", "光明路18号", "光明路", id="known-area-in-the-address"),
+        pytest.param("和平路那边呢", None, "和平路", id="known-area-in-the-text"),
+        pytest.param("月亮湾小区呢", "月亮湾小区", "月亮湾小区", id="unknown-place-kept-as-said"),
+    ],
+)
+def test_set_request_a_place_continues_an_outage_request(text, address, area):
+    entities = [entity("address", address, text)] if address else []
+    tracker = make_tracker({"request": "query_outage", "area": "幸福里"}, text, "inform", entities=entities)
+    _, events = run(ActionSetRequest(), tracker)
+    assert slot_values(events) == {"request": "query_outage", "month": None, "area": area}
+
+
+def test_set_request_an_account_continues_an_outage_request_and_clears_the_area():
+    text = "3201000001那边呢"
+    tracker = make_tracker(
+        {"request": "query_outage", "area": "幸福里"},
+        text,
+        "inform",
+        entities=[entity("account_number", "3201000001", text)],
+    )
+    _, events = run(ActionSetRequest(), tracker)
+    assert slot_values(events) == {"request": "query_outage", "month": None, "area": None}
+
+
+def test_set_request_keeps_the_area_named_earlier():
+    tracker = make_tracker({"request": "query_outage", "area": "幸福里"}, "现在停电了吗", "query_outage")
+    _, events = run(ActionSetRequest(), tracker)
+    assert slot_values(events) == {"request": "query_outage", "month": None, "area": "幸福里"}
 
 
 # --- the account form: 户号 ------------------------------------------------------------------
@@ -258,6 +411,21 @@ def test_digits_are_taken_as_the_account_number_whatever_the_intent():
     assert turn.asks == "identity_proof"
 
 
+@pytest.mark.parametrize(("text", "intent"), [("你好", "greet"), ("谢谢", "thank"), ("我要投诉", "complain")])
+def test_words_of_another_intent_are_not_taken_as_the_account_number(text, intent):
+    turn = form_turn(BILL_ASKS_NUMBER, text, intent=intent)
+    assert "account_number" not in slot_values(turn.events)
+    assert turn.messages == []
+    assert turn.asks == "account_number"
+
+
+def test_text_nlu_did_not_understand_is_taken_as_an_account_answer():
+    turn = form_turn(BILL_ASKS_NUMBER, "不太清楚", intent="nlu_fallback")
+    assert turn.slots["account_number"] is None
+    assert turn.messages == variants("account_missing")
+    assert turn.asks == "account_number"
+
+
 def test_ask_account_number_for_a_bill_and_for_an_outage():
     bill, _ = run(ActionAskAccountNumber(), make_tracker({"request": "query_bill"}, "查电费", "query_bill"))
     outage, _ = run(ActionAskAccountNumber(), make_tracker({"request": "query_outage"}, "停电了", "query_outage"))
@@ -283,28 +451,51 @@ def test_correct_identity_verifies_the_account(answer):
     turn = form_turn(ZHANG_WEI_ASKS_PROOF, answer)
     assert turn.slots["identity_proof"] == "verified"
     assert turn.slots["verified_account"] == ZHANG_WEI
+    assert turn.slots["locked_account"] is None
     assert turn.asks is None
     assert turn.messages == []
 
 
+def test_a_name_is_taken_as_the_identity_answer_whatever_the_intent():
+    text = "张伟"
+    turn = form_turn(ZHANG_WEI_ASKS_PROOF, text, intent="greet", entities=[entity("person_name", text, text)])
+    assert turn.slots["identity_proof"] == "verified"
+    assert turn.slots["verified_account"] == ZHANG_WEI
+
+
+@pytest.mark.parametrize(("text", "intent"), [("你好", "greet"), ("😀", "nlu_fallback"), ("怎么交电费", "faq")])
+def test_a_message_that_is_no_answer_is_not_a_failed_identity_check(text, intent):
+    turn = form_turn(ZHANG_WEI_ASKS_PROOF, text, intent=intent)
+    assert "identity_proof" not in slot_values(turn.events)
+    assert turn.slots["verified_account"] is None and turn.slots["locked_account"] is None
+    assert turn.asks == "identity_proof"
+    assert turn.messages == []
+    assert attempts_left(ZHANG_WEI) == identity.MAX_ATTEMPTS
+
+
 def test_three_wrong_answers_lock_the_account_without_disclosing_anything():
     first = form_turn(ZHANG_WEI_ASKS_PROOF, "李娜")
-    assert first.messages == ["抱歉，您提供的信息和档案登记的对不上，还可以再试2次。"]
-    assert first.slots["identity_failures"] == 1
-    assert first.slots["identity_proof"] is None and first.slots["verified_account"] is None
+    assert len(first.messages) == 1 and first.messages[0] in variants("identity_mismatch", left=2)
+    assert "还可以再试2次" in first.messages[0] and "95598" in first.messages[0]
+    assert slot_values(first.events)["identity_proof"] is None
+    assert first.slots["verified_account"] is None and first.slots["locked_account"] is None
     assert first.asks == "identity_proof"
+    assert attempts_left(ZHANG_WEI) == 2  # kept in the bot's database, not in a slot
+    assert "identity_failures" not in first.slots and "identity_locked" not in first.slots
 
     second = form_turn(first.slots, "0002")
     assert len(second.messages) == 1 and "还可以再试1次" in second.messages[0]
-    assert second.slots["identity_failures"] == 2
+    assert second.slots["locked_account"] is None
     assert second.asks == "identity_proof"
+    assert attempts_left(ZHANG_WEI) == 1
 
     third = form_turn(second.slots, "0001 0002")  # two guesses in one answer count as a wrong one
-    assert third.slots["identity_locked"] is True
-    assert third.slots["identity_proof"] == "locked"
+    assert slot_values(third.events)["identity_proof"] == "locked"
+    assert slot_values(third.events)["locked_account"] == ZHANG_WEI
     assert third.slots["verified_account"] is None
     assert third.asks is None
     assert third.messages == []
+    assert attempts_left(ZHANG_WEI) == 0
 
     for turn in (first, second, third):
         assert_nothing_personal(turn.messages)
@@ -312,13 +503,110 @@ def test_three_wrong_answers_lock_the_account_without_disclosing_anything():
 
     messages, _ = fulfil(**third.slots)
     assert messages == [reply("identity_locked")]
+    assert_nothing_personal(messages)
 
 
 def test_after_the_lock_the_identity_is_not_asked_again():
-    locked = {**ZHANG_WEI_ASKS_PROOF, "requested_slot": None, "identity_locked": True, "identity_proof": None}
+    locked = {**ZHANG_WEI_ASKS_PROOF, "requested_slot": None, "locked_account": ZHANG_WEI, "identity_proof": None}
     turn = form_turn(locked, "那上个月的呢")
     assert turn.asks is None
     assert turn.slots["verified_account"] is None
+
+
+def lock_in_another_conversation(number: str = ZHANG_WEI) -> None:
+    slots = {"request": "query_bill", "account_number": number, "requested_slot": "identity_proof"}
+    for answer in ("王强", "0009", "1234"):
+        turn = form_turn(slots, answer)
+        slots = turn.slots
+    assert turn.slots["locked_account"] == number
+
+
+@pytest.mark.parametrize("request_name", NEEDS_IDENTITY)
+def test_the_lock_holds_in_a_new_conversation(request_name):
+    lock_in_another_conversation()
+
+    # a new conversation: nothing carried over but the failures in the database
+    text = "我的户号3201000001"
+    turn = form_turn(
+        {"request": request_name, "requested_slot": "account_number"},
+        text,
+        entities=[entity("account_number", ZHANG_WEI, text)],
+        candidates={"account_number": ZHANG_WEI},
+    )
+    assert turn.slots["account_number"] == ZHANG_WEI
+    assert slot_values(turn.events)["locked_account"] == ZHANG_WEI
+    assert turn.slots["verified_account"] is None
+    assert turn.asks is None  # the identity is not asked: no answer could open the account
+    assert turn.messages == []
+
+    messages, events = fulfil(**turn.slots)
+    assert messages == [reply("identity_locked")]
+    assert ZHANG_WEI_MASKED not in messages[0] and "元" not in messages[0] and "度" not in messages[0]
+    assert_nothing_personal(messages)
+    assert slot_values(events) == {"identity_proof": None}
+
+
+def test_a_right_answer_does_not_open_an_account_locked_meanwhile():
+    asked = form_turn(BILL_ASKS_NUMBER, "3201000001")
+    assert asked.asks == "identity_proof"
+    lock_in_another_conversation()
+
+    turn = form_turn({**asked.slots, "requested_slot": "identity_proof"}, "张伟")
+    assert slot_values(turn.events)["identity_proof"] == "locked"
+    assert turn.slots["locked_account"] == ZHANG_WEI
+    assert turn.slots["verified_account"] is None
+    assert turn.asks is None
+    messages, _ = fulfil(**turn.slots)
+    assert messages == [reply("identity_locked")]
+
+
+def test_the_lock_is_per_account():
+    lock_in_another_conversation(ZHANG_WEI)
+    turn = form_turn(BILL_ASKS_NUMBER, "3201000002")
+    assert turn.slots["locked_account"] is None
+    assert turn.asks == "identity_proof"
+    answered = form_turn({**turn.slots, "requested_slot": "identity_proof"}, "李娜")
+    assert answered.slots["verified_account"] == "3201000002"
+    messages, _ = fulfil(**answered.slots)
+    assert len(messages) == 1 and messages[0].startswith("户号3201****02，")
+
+
+def test_a_locked_account_still_gets_outage_information():
+    lock_in_another_conversation()
+    turn = form_turn({"request": "query_outage", "requested_slot": "account_number"}, "3201000001")
+    assert turn.slots["account_number"] == ZHANG_WEI
+    assert turn.slots["locked_account"] is None  # outages disclose nothing of the account
+    assert turn.asks is None
+    messages, _ = fulfil(**turn.slots)
+    assert len(messages) == 1 and messages[0].startswith("您户号所在的片区目前确实停电了")
+
+
+def test_a_passed_check_clears_the_earlier_failures():
+    first = form_turn(ZHANG_WEI_ASKS_PROOF, "李娜")
+    second = form_turn(first.slots, "0002")
+    assert "还可以再试1次" in second.messages[0]
+    passed = form_turn(second.slots, "张伟")
+    assert passed.slots["verified_account"] == ZHANG_WEI
+    assert attempts_left(ZHANG_WEI) == identity.MAX_ATTEMPTS
+
+    # a new conversation has all three attempts again
+    again = form_turn(ZHANG_WEI_ASKS_PROOF, "王强")
+    assert len(again.messages) == 1 and "还可以再试2次" in again.messages[0]
+    assert again.slots["locked_account"] is None
+
+
+def test_failures_older_than_the_lock_window_do_not_count():
+    old = identity.LOCK_WINDOW + timedelta(hours=1)
+    record_failures(ZHANG_WEI, old, old, old, timedelta(hours=2))
+    turn = form_turn(BILL_ASKS_NUMBER, "3201000001")
+    assert turn.slots["locked_account"] is None
+    assert turn.asks == "identity_proof"
+
+    wrong = form_turn({**turn.slots, "requested_slot": "identity_proof"}, "李娜")
+    assert "还可以再试1次" in wrong.messages[0]
+    locked = form_turn(wrong.slots, "0009")
+    assert locked.slots["locked_account"] == ZHANG_WEI
+    assert locked.messages == []
 
 
 def test_a_verified_account_is_not_asked_for_identity_again():
@@ -372,7 +660,7 @@ def test_outage_with_an_area_typed_instead_of_the_account_number():
     assert turn.messages == []
 
     messages, _ = fulfil(**turn.slots)
-    assert len(messages) == 1 and "幸福里计划于明天08:00至16:00停电" in messages[0]
+    assert len(messages) == 1 and "幸福里一带计划于明天08:00至16:00停电" in messages[0]
 
 
 def test_outage_area_typed_instead_of_the_account_number_is_not_kept_as_the_account_number():
@@ -384,6 +672,15 @@ def test_outage_with_an_account_number_asks_no_identity():
     turn = form_turn({"request": "query_outage", "requested_slot": "account_number"}, "3201000001")
     assert turn.slots["account_number"] == ZHANG_WEI
     assert turn.asks is None
+
+
+def test_outage_place_said_as_an_outage_question_is_taken_while_the_account_is_asked():
+    outage = {"request": "query_outage", "requested_slot": "account_number"}
+    turn = form_turn(outage, "光明路那边停电了", intent="query_outage")
+    assert turn.slots["area"] == "光明路"
+    assert turn.slots["account_number"] is None
+    assert turn.asks is None
+    assert turn.messages == []
 
 
 # --- action_fulfil_request: bills -------------------------------------------------------------
@@ -401,7 +698,8 @@ def assert_status_of_latest_bill(message: str) -> None:
     if due >= clock.today():
         assert f"目前还没有缴费，请在{due.month}月{due.day}日前缴纳" in message
     else:
-        assert "已过缴费截止日还没有缴纳" in message
+        assert reply("bill_overdue") in message
+        assert "已过缴费截止日还没有缴纳" in message and "违约金" in message
 
 
 def test_bill_of_the_latest_month():
@@ -437,10 +735,19 @@ def test_bill_of_this_month_is_not_issued_yet_and_the_latest_is_given():
     messages, _ = fulfil(request="query_bill", month="本月", **VERIFIED_ZHANG_WEI)
     assert len(messages) == 2
     latest = months.label(months.shift(this_month(), -1))
-    assert f"{months.label(this_month())}的电费" in messages[0]
-    assert "还查不到" in messages[0] and f"最近一期是{latest}" in messages[0]
-    assert "320.04元" in messages[1] and ZHANG_WEI_MASKED in messages[1]
+    assert messages[0] == reply("bill_not_issued", month=months.label(this_month()), latest=latest)
+    assert messages[0] == f"{months.label(this_month())}的账单还没有出来，出账后就能查到。目前最近一期是{latest}的："
+    assert messages[1].startswith(f"户号{ZHANG_WEI_MASKED}，{latest}的电费是320.04元")
     assert_nothing_personal(messages)
+
+
+def test_bill_that_was_paid_says_when():
+    previous = months.shift(this_month(), -3)  # paid like every bill but the latest
+    messages, _ = fulfil(request="query_bill", month=months.label(previous), **VERIFIED_ZHANG_WEI)
+    (message,) = messages
+    assert message.startswith(f"户号{ZHANG_WEI_MASKED}，{months.label(previous)}的电费是")
+    assert "已于" in message and "缴清" in message
+    assert "违约金" not in message
 
 
 def test_high_bill_is_explained_by_the_estimated_reading_and_the_tier():
@@ -452,8 +759,48 @@ def test_high_bill_is_explained_by_the_estimated_reading_and_the_tier():
     assert f"{months.label(previous)}的读数是估抄" in message
     assert "两个月合计用电639度" in message
     assert "超过了400度" in message and "第3档" in message
+    (tier_line,) = (line for line in message.splitlines() if "档" in line)
+    assert tier_line.startswith(f"另外，{months.label(latest)}用电超过了400度") and "这个月" not in tier_line
     assert "95598" in message and "校验" in message
+    # the reasons involve an estimated reading: the next step offers to check the reading too
+    assert message.endswith(reply("high_bill_next_step_estimated"))
+    assert "核查" in message
+    assert reply("high_bill_next_step") not in message
     assert_nothing_personal(messages)
+
+
+def test_high_bill_names_the_tier_only_when_the_bill_was_priced_by_the_configured_tariff(monkeypatch):
+    # the demo bills were priced with the default tiers; another tariff cannot explain them
+    monkeypatch.setenv("TARIFF_TIERS", "200:0.5,350:0.6,:0.9")
+    messages, _ = fulfil(request="bill_too_high", **VERIFIED_ZHANG_WEI)
+    (message,) = messages
+    assert "320.04元" in message and "估抄" in message
+    assert "档" not in message and "超过了" not in message
+
+
+def test_high_bill_of_an_estimated_month_that_was_not_higher():
+    estimated = months.shift(this_month(), -2)  # 118 kWh, estimated; 195 kWh the month before
+    messages, _ = fulfil(request="bill_too_high", month=months.label(estimated), **VERIFIED_ZHANG_WEI)
+    (message,) = messages
+    label = months.label(estimated)
+    assert f"{label}用电118度，电费62.34元" in message and "少了77度" in message
+    assert reply("high_bill_not_high", month=label) in message
+    assert reply("high_bill_this_month_estimated", month=label) in message
+    assert "档" not in message
+    assert message.endswith(reply("high_bill_next_step_estimated"))
+
+
+def test_high_bill_with_more_usage_and_no_estimate():
+    li_na = {"account_number": "3201000002", "verified_account": "3201000002", "identity_proof": "verified"}
+    messages, _ = fulfil(request="bill_too_high", **li_na)
+    (message,) = messages
+    latest, year_ago = months.shift(this_month(), -1), months.shift(this_month(), -13)
+    assert f"{months.label(latest)}用电158度" in message and "多了9度" in message
+    assert f"去年同期（{months.label(year_ago)}）用电160度" in message
+    assert reply("high_bill_usage_up", change_kwh="9度") in message
+    assert "估抄" not in message and "档" not in message
+    assert message.endswith(reply("high_bill_next_step"))
+    assert "3201000002" not in message and "李娜" not in message
 
 
 def test_readings_show_six_lines_and_the_estimated_note():
@@ -468,14 +815,21 @@ def test_readings_show_six_lines_and_the_estimated_note():
     assert_nothing_personal(messages)
 
 
-def test_locked_identity_gets_no_bill():
+@pytest.mark.parametrize("request_name", NEEDS_IDENTITY)
+def test_locked_identity_gets_no_bill(request_name):
     messages, events = fulfil(
-        request="query_bill", account_number=ZHANG_WEI, identity_locked=True, identity_proof="locked"
+        request=request_name, account_number=ZHANG_WEI, locked_account=ZHANG_WEI, identity_proof="locked"
     )
     assert messages == [reply("identity_locked")]
     assert "95598" in messages[0]
     assert "元" not in messages[0] and ZHANG_WEI_MASKED not in messages[0]
     assert slot_values(events) == {"identity_proof": None}
+
+
+def test_the_lock_of_another_account_does_not_stop_a_verified_one():
+    messages, _ = fulfil(request="query_bill", locked_account="3201000002", **VERIFIED_ZHANG_WEI)
+    (message,) = messages
+    assert message.startswith(f"户号{ZHANG_WEI_MASKED}，")
 
 
 @pytest.mark.parametrize("verified_account", [None, "3201000002"])
@@ -493,29 +847,57 @@ def test_no_request_asks_what_the_customer_wants():
     assert slot_values(events) == {"identity_proof": None}
 
 
+def test_an_unexpected_error_while_answering_is_never_silent(monkeypatch, caplog):
+    monkeypatch.setenv("TARIFF_TIERS", "not a tariff")  # a configuration the answer cannot use
+    with caplog.at_level(logging.ERROR, logger="actions.requests"):
+        messages, events = fulfil(request="bill_too_high", **VERIFIED_ZHANG_WEI)
+    assert messages == [reply("service_unavailable")]
+    assert "95598" in messages[0]
+    assert slot_values(events) == {"identity_proof": None}
+    assert "answering bill_too_high failed" in caplog.text
+
+
 # --- action_fulfil_request: outages -------------------------------------------------------------
 
 
-def test_outage_by_account_finds_the_fault_in_its_area():
+def test_outage_by_account_finds_the_fault_without_naming_the_area():
     messages, _ = fulfil(request="query_outage", account_number=ZHANG_WEI)
     (message,) = messages
-    assert message.startswith("光明路一带目前确实停电了")
+    # before any identity check, the reply does not say where the account is
+    assert message.startswith("您户号所在的片区目前确实停电了")
+    assert "光明路" not in message
     assert "原因是10千伏线路故障（大风刮断树枝搭落线路）" in message
     assert "预计" in message and "恢复供电" in message
     assert "跳闸" not in message
     assert_nothing_personal(messages)
 
 
+def test_outage_by_account_with_a_planned_outage_does_not_name_the_area():
+    messages, _ = fulfil(request="query_outage", account_number="3201000002")
+    (message,) = messages
+    assert message.startswith("目前没有查到您户号所在的片区有正在进行的停电")
+    assert "提醒您：您户号所在的片区计划于明天08:00至16:00停电" in message
+    assert "幸福里" not in message
+    assert_nothing_personal(messages)
+
+
+def test_outage_of_a_named_area_names_it():
+    messages, _ = fulfil(request="query_outage", area="光明路")
+    (message,) = messages
+    assert message.startswith("光明路一带目前确实停电了")
+    assert "原因是10千伏线路故障（大风刮断树枝搭落线路）" in message
+
+
 def test_outage_of_an_area_with_a_planned_outage_tomorrow():
     messages, _ = fulfil(request="query_outage", area="幸福里")
     (message,) = messages
-    assert message.startswith("目前没有查到幸福里有正在进行的停电")
-    assert "幸福里计划于明天08:00至16:00停电，原因是10千伏线路设备检修" in message
+    assert message.startswith("目前没有查到幸福里一带有正在进行的停电")
+    assert "幸福里一带计划于明天08:00至16:00停电，原因是10千伏线路设备检修" in message
 
 
 def test_outage_of_an_area_without_outages_gives_the_tripped_switch_advice():
     messages, _ = fulfil(request="query_outage", area="和平路")
-    assert messages == [reply("outage_none", area="和平路")]
+    assert messages == [reply("outage_none", area="和平路一带")]
     assert "跳闸" in messages[0] and "95598" in messages[0]
     assert "计划于" not in messages[0]
 
@@ -523,13 +905,82 @@ def test_outage_of_an_area_without_outages_gives_the_tripped_switch_advice():
 def test_outage_of_an_unknown_place():
     messages, _ = fulfil(request="query_outage", area="月亮湾")
     assert messages == [reply("outage_unknown_place", place="月亮湾")]
-    assert "“月亮湾”" in messages[0] and "95598" in messages[0]
+    assert "暂时没有“月亮湾”的停电数据" in messages[0] and "95598" in messages[0]
 
 
 def test_outage_by_an_unknown_account_masks_it():
     messages, _ = fulfil(request="query_outage", account_number="3201999999")
     assert messages == [reply("account_not_found", account="3201****99")]
     assert "3201999999" not in messages[0]
+
+
+def test_fault_outage_whose_cause_is_not_known_yet(outage_in_hepinglu):
+    now = clock.now()
+    outage_in_hepinglu(
+        kind="fault",
+        starts_at=now - timedelta(hours=1),
+        ends_at=now + timedelta(hours=3),
+        cause=None,
+        status="in_progress",
+    )
+    messages, _ = fulfil(request="query_outage", area="和平路")
+    (message,) = messages
+    assert message.startswith("和平路一带目前确实停电了")
+    assert "原因还在排查" in message and "原因是" not in message
+    assert "预计" in message and "None" not in message
+
+
+def test_fault_outage_without_an_estimate(outage_in_hepinglu):
+    now = clock.now()
+    outage_in_hepinglu(
+        kind="fault", starts_at=now - timedelta(minutes=30), ends_at=None, cause="变压器故障", status="in_progress"
+    )
+    messages, _ = fulfil(request="query_outage", area="和平路")
+    (message,) = messages
+    assert message.startswith("和平路一带目前确实停电了")
+    assert "原因是变压器故障" in message and "恢复时间还在评估" in message
+
+
+def test_fault_outage_past_its_estimate(outage_in_hepinglu):
+    now = clock.now()
+    outage_in_hepinglu(
+        kind="fault",
+        starts_at=now - timedelta(hours=5),
+        ends_at=now - timedelta(minutes=20),
+        cause=None,
+        status="in_progress",
+    )
+    messages, _ = fulfil(request="query_outage", area="和平路")
+    (message,) = messages
+    assert message.startswith("和平路一带从")
+    assert "原因还在排查" in message and "原先预计" in message and "95598" in message
+
+
+def test_planned_outage_under_way(outage_in_hepinglu):
+    now = clock.now()
+    outage_in_hepinglu(
+        kind="planned",
+        starts_at=now - timedelta(hours=1),
+        ends_at=now + timedelta(hours=2),
+        cause="线路改造",
+        status="in_progress",
+    )
+    messages, _ = fulfil(request="query_outage", area="和平路")
+    (message,) = messages
+    assert message.startswith("和平路一带正在进行计划停电（线路改造）")
+    assert "预计" in message
+
+
+def test_planned_outage_past_its_end(outage_in_hepinglu):
+    now = clock.now()
+    starts, ends = now - timedelta(hours=4), now - timedelta(hours=1)
+    outage_in_hepinglu(kind="planned", starts_at=starts, ends_at=ends, cause="线路改造", status="in_progress")
+    messages, _ = fulfil(request="query_outage", area="和平路")
+    assert len(messages) == 1
+    assert messages[0] in variants(
+        "outage_planned_overdue", area="和平路一带", cause="线路改造", window=window(starts, ends, clock.now())
+    )
+    assert "已超过原定结束时间" in messages[0] and "95598" in messages[0]
 
 
 # --- the company's system is down -----------------------------------------------------------
@@ -557,12 +1008,38 @@ def test_system_down_fulfil_apologises_and_gives_95598(slots):
 def test_system_down_keeps_the_number_and_then_discloses_nothing():
     turn = form_turn(BILL_ASKS_NUMBER, "3201000001")
     assert turn.slots["account_number"] == ZHANG_WEI
-    assert turn.slots["identity_proof"] == "unavailable"
+    assert turn.slots["identity_proof"] is None
     assert turn.slots["verified_account"] is None
-    assert turn.asks is None
+    assert turn.asks == "identity_proof"
     assert turn.messages == []
 
-    messages, _ = fulfil(**turn.slots)
+    answered = form_turn({**turn.slots, "requested_slot": "identity_proof"}, "张伟")
+    assert slot_values(answered.events)["identity_proof"] == "unchecked"
+    assert answered.slots["verified_account"] is None
+    assert answered.asks is None
+    assert answered.messages == []
+    assert attempts_left(ZHANG_WEI) == identity.MAX_ATTEMPTS  # not the customer's failure
+
+    messages, _ = fulfil(**answered.slots)
+    assert messages == [reply("service_unavailable")]
+    assert ZHANG_WEI_MASKED not in messages[0] and "元" not in messages[0]
+
+
+@pytest.mark.usefixtures("bot_database_down")
+def test_bot_database_down_the_identity_cannot_be_checked_and_nothing_is_disclosed():
+    turn = form_turn(BILL_ASKS_NUMBER, "3201000001")
+    assert turn.slots["account_number"] == ZHANG_WEI
+    assert turn.slots["locked_account"] is None
+    assert turn.asks == "identity_proof"
+    assert turn.messages == []
+
+    answered = form_turn({**turn.slots, "requested_slot": "identity_proof"}, "张伟")
+    assert slot_values(answered.events)["identity_proof"] == "unchecked"
+    assert answered.slots["verified_account"] is None
+    assert answered.asks is None
+    assert answered.messages == []
+
+    messages, _ = fulfil(**answered.slots)
     assert messages == [reply("service_unavailable")]
     assert ZHANG_WEI_MASKED not in messages[0] and "元" not in messages[0]
 
@@ -571,6 +1048,14 @@ def test_system_down_keeps_the_number_and_then_discloses_nothing():
 def test_system_down_set_request_still_remembers_the_request():
     _, events = run(ActionSetRequest(), make_tracker({}, "光明路那边停电了吗", "query_outage"))
     assert slot_values(events) == {"request": "query_outage", "month": None, "area": None}
+
+
+@pytest.mark.usefixtures("company_system_down")
+def test_system_down_set_request_keeps_the_place_as_said():
+    text = "光明路18号停电了吗"
+    tracker = make_tracker({}, text, "query_outage", entities=[entity("address", "光明路18号", text)])
+    _, events = run(ActionSetRequest(), tracker)
+    assert slot_values(events) == {"request": "query_outage", "month": None, "area": "光明路18号"}
 
 
 # --- action_fallback ------------------------------------------------------------------------------
@@ -594,7 +1079,7 @@ def test_first_fallback_asks_to_rephrase():
 def test_second_consecutive_fallback_gives_the_95598_line():
     history = fallback_turn("啊这个那个", reply("ask_rephrase"))
     messages, _ = run(ActionFallback(), make_tracker({}, "就是那个嘛", "nlu_fallback", history=history))
-    assert messages == [reply("fallback_95598")]
+    assert len(messages) == 1 and messages[0] in variants("fallback_95598")
     assert "95598" in messages[0]
 
 

@@ -33,9 +33,9 @@ from bot import (
     text,
 )
 from bot.db import Base, engine_for, session_factory
-from bot.demo_data import MONTHS_OF_BILLS, ensure_demo_data, seeded_on
+from bot.demo_data import MONTHS_OF_BILLS, NotADemoDatabase, ensure_demo_data, seeded_on
 from bot.schema import upgrade
-from bot.utility.records import Account
+from bot.utility.records import Account, Outage
 from bot.utility.sql import SqlUtilityData
 
 POSTGRES_ADMIN_URL = os.environ.get("TEST_POSTGRES_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -236,8 +236,20 @@ def test_identity_ignores_the_account_number_in_the_answer():
     assert identity.matches(HOLDER, "户号3201000001，尾号0001")
 
 
-def test_attempts_left():
-    assert [identity.attempts_left(n) for n in range(5)] == [3, 2, 1, 0, 0]
+def test_identity_attempts_are_kept_per_account_and_cleared_by_success(database_url):
+    attempts = identity.IdentityAttempts(database_url)
+    now = datetime(2026, 11, 24, 10, 0)
+    for number in (ZHANG_WEI, LI_NA):
+        attempts.clear(number)
+    assert attempts.attempts_left(ZHANG_WEI, now) == 3
+    assert [attempts.record_failure(ZHANG_WEI, now) for _ in range(3)] == [2, 1, 0]
+    assert attempts.attempts_left(ZHANG_WEI, now) == 0
+    assert attempts.attempts_left(LI_NA, now) == 3  # another account is not touched
+    assert attempts.attempts_left(ZHANG_WEI, now + identity.LOCK_WINDOW) == 3  # the window passed
+    attempts.record_failure(LI_NA, now)
+    attempts.clear(LI_NA)
+    assert attempts.attempts_left(LI_NA, now) == 3
+    attempts.clear(ZHANG_WEI)
 
 
 # --- masking ---------------------------------------------------------------------
@@ -422,7 +434,12 @@ def test_find_latest_bill(utility):
     lookup = billing.find_bill(utility, ZHANG_WEI, None)
     assert lookup.bill.period == _last_month() == lookup.latest
     assert lookup.bill.usage_kwh == Decimal(521)
-    assert lookup.month is None
+    assert not lookup.not_billed_yet
+
+
+def test_find_bill_of_a_month_not_billed_yet_gives_the_latest(utility):
+    lookup = billing.find_bill(utility, ZHANG_WEI, months.shift(_last_month(), 1))
+    assert lookup.not_billed_yet and lookup.bill.period == _last_month()
 
 
 def test_find_bill_of_a_given_month(utility):
@@ -435,13 +452,12 @@ def test_find_bill_of_a_given_month(utility):
 def test_find_bill_of_a_month_not_on_record(utility):
     month = months.shift(_last_month(), -20)
     lookup = billing.find_bill(utility, ZHANG_WEI, month)
-    assert lookup.bill is None
-    assert lookup.month == month
+    assert lookup.bill is None and not lookup.not_billed_yet
     assert (lookup.earliest, lookup.latest) == (months.shift(_last_month(), -(MONTHS_OF_BILLS - 1)), _last_month())
 
 
 def test_find_bill_of_an_unknown_account(utility):
-    assert billing.find_bill(utility, "3201000009", None) == billing.BillLookup(None, None, None, None)
+    assert billing.find_bill(utility, "3201000009", None) == billing.BillLookup(None, False, None, None)
 
 
 def test_explain_high_bill_of_zhang_wei(utility):
@@ -449,7 +465,7 @@ def test_explain_high_bill_of_zhang_wei(utility):
     assert facts.bill.usage_kwh == Decimal(521) and facts.previous.usage_kwh == Decimal(118)
     assert facts.crossed_tier and (facts.previous_tier.number, facts.tier.number) == (1, 3)
     assert facts.catch_up_after_estimate
-    assert facts.usage_change_percent > 100
+    assert facts.reasons() == ["estimated_catch_up", "tier_crossed"]
     assert facts.usage_change_kwh == Decimal(403)
     assert facts.year_ago.period == months.shift(facts.bill.period, -12)
 
@@ -459,7 +475,8 @@ def test_explain_bill_of_li_na_does_not_cross_a_tier(utility):
     assert not facts.crossed_tier
     assert not facts.catch_up_after_estimate
     assert facts.tier.number == facts.previous_tier.number == 1
-    assert 0 < facts.usage_change_percent < 10
+    assert 0 < facts.usage_change_kwh < 15
+    assert facts.reasons() == ["usage_up"]
 
 
 def test_explain_high_bill_without_data(utility):
@@ -502,8 +519,8 @@ def test_fault_outage_past_its_estimate_is_overdue(utility):
         (None, None),
     ],
 )
-def test_match_area(utility, words, area):
-    assert outages.match_area(utility, words) == area
+def test_known_area_in(utility, words, area):
+    assert outages.known_area_in(utility, words) == area
 
 
 # --- dialogue -------------------------------------------------------------------------
@@ -561,7 +578,9 @@ REPLY_VALUES: dict[str, set[str]] = {
     "high_bill_compare": {"month", "usage", "amount", "previous_month", "previous_usage", "previous_amount", "change"},
     "high_bill_year_ago": {"year_ago_month", "year_ago_usage", "year_ago_amount"},
     "high_bill_estimated": {"previous_month", "previous_usage", "month", "total", "average"},
-    "high_bill_tier": {"bound", "tier", "price"},
+    "high_bill_tier": {"month", "bound", "tier", "price"},
+    "high_bill_this_month_estimated": {"month"},
+    "high_bill_next_step_estimated": set(),
     "high_bill_usage_up": {"change_kwh"},
     "high_bill_not_high": {"month"},
     "high_bill_next_step": set(),
@@ -570,10 +589,10 @@ REPLY_VALUES: dict[str, set[str]] = {
     "readings_next_step": set(),
     "readings_none": set(),
     "outage_fault": {"area", "since", "cause", "eta"},
-    "outage_fault_no_cause": {"area", "since", "cause", "eta"},
     "outage_fault_no_eta": {"area", "since", "cause", "eta"},
     "outage_fault_overdue": {"area", "since", "cause", "eta"},
     "outage_planned_now": {"area", "cause", "window", "end"},
+    "outage_planned_overdue": {"area", "cause", "window"},
     "outage_planned_upcoming": {"area", "window", "cause"},
     "outage_none": {"area"},
     "outage_unknown_place": {"place"},
@@ -602,7 +621,7 @@ def test_reply_is_well_formed(key):
 
 
 def test_render_fills_values():
-    assert replies.render("identity_mismatch", left=2) == "抱歉，您提供的信息和档案登记的对不上，还可以再试2次。"
+    assert replies.render("account_wrong_length", digits=9) == "户号是10位数字，您发的是9位，麻烦核对一下再发给我？"
 
 
 def test_render_avoids_a_variant_already_said():
@@ -631,3 +650,43 @@ def test_upgrade_is_repeatable_on_the_demo_database(database_url):
     tables = set(inspect(engine_for(database_url)).get_table_names())
     assert {t.__tablename__ for t in ALL_TABLES} | {"alembic_version"} <= tables
     assert _counts(database_url)["accounts"] == 3
+
+
+def test_demo_data_is_never_loaded_over_real_accounts(tmp_path):
+    url = f"sqlite:///{tmp_path / 'real.db'}"
+    upgrade(url)
+    sessions = session_factory(url)
+    with sessions.begin() as session:
+        session.add(models.Area(id=1, name="解放路", manager_name="某某", manager_phone="13900000099"))
+        session.flush()
+        session.add(
+            models.Account(
+                number="3209876543", holder_name="真实用户", phone="13900000098", area_id=1, address="解放路1号"
+            )
+        )
+    with pytest.raises(NotADemoDatabase):
+        ensure_demo_data(sessions, datetime(2026, 11, 24, 10, 0))
+    assert SqlUtilityData(url).account("3209876543") is not None
+
+
+def test_bill_status():
+    bill = billing.Bill("3201000001", date(2026, 10, 1), Decimal(1), Decimal(1), date(2026, 11, 25), None, False)
+    assert billing.bill_status(bill, date(2026, 11, 25)) == "unpaid"
+    assert billing.bill_status(bill, date(2026, 11, 26)) == "overdue"
+    paid = billing.Bill(
+        "3201000001", date(2026, 10, 1), Decimal(1), Decimal(1), date(2026, 11, 25), datetime(2026, 11, 2), False
+    )
+    assert billing.bill_status(paid, date(2026, 12, 30)) == "paid"
+
+
+@pytest.mark.parametrize(
+    "kind,ends_in_hours,situation",
+    [("fault", 2, "fault"), ("fault", None, "fault_no_eta"), ("fault", -1, "fault_overdue"),
+     ("planned", 2, "planned_now"), ("planned", -1, "planned_overdue")],
+)  # fmt: skip
+def test_outage_situation(kind, ends_in_hours, situation):
+    now = datetime(2026, 11, 24, 12, 0)
+    ends = None if ends_in_hours is None else now + timedelta(hours=ends_in_hours)
+    current = Outage("光明路", kind, now - timedelta(hours=3), ends, None, "in_progress")
+    assert outages.AreaOutages("光明路", current, [], bool(ends and ends <= now)).situation == situation
+    assert outages.AreaOutages("光明路", None, [], False).situation == "none"

@@ -8,6 +8,7 @@ import socket
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -235,3 +236,32 @@ def test_unknown_backend_is_refused(monkeypatch, fresh_factory):
     monkeypatch.setenv("UTILITY_BACKEND", "ftp")
     with pytest.raises(ValueError, match="UTILITY_BACKEND"):
         utility_data()
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        [{"name": "光明路"}],  # fields missing
+        [{"area": "光明路", "kind": "fault", "starts_at": "yesterday", "ends_at": None, "cause": None, "status": "x"}],
+        {"not": "a list"},
+    ],
+    ids=["missing-fields", "bad-date", "wrong-shape"],
+)
+def test_answer_in_an_unexpected_shape_is_unavailable(body):
+    with fake_server(lambda n: _json(body)) as (url, _requested):
+        client = HttpUtilityData(url, timeout=5, retries=0)
+        with pytest.raises(UtilityUnavailable):
+            client.areas()
+        with pytest.raises(UtilityUnavailable):
+            client.outages("光明路", datetime(2026, 11, 24, 10, 0))
+
+
+def test_a_404_that_is_not_the_contracts_answer_is_unavailable():
+    """A wrong base URL must not make every customer's 户号 'unknown'."""
+    with (
+        fake_server(lambda n: (404, "text/html", b"<h1>Not Found</h1>")) as (url, _requested),
+        pytest.raises(UtilityUnavailable),
+    ):
+        HttpUtilityData(url, timeout=5, retries=0).account("3201000001")
+    with fake_server(lambda n: _json({"error": "not found"}, 404)) as (url, _requested):
+        assert HttpUtilityData(url, timeout=5, retries=0).account("3201000001") is None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 import requests
@@ -25,6 +25,7 @@ from bot.utility.records import (
 )
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 class HttpUtilityData:
@@ -63,31 +64,39 @@ class HttpUtilityData:
         except ValueError as error:
             raise UtilityUnavailable("company API answered something that is not JSON") from error
 
+    def _records(self, cls: type[T], path: str, **params: Any) -> list[T]:
+        return _parse(cls, self._get(path, **params) or [], path)
+
     def account(self, number: str) -> Account | None:
-        data = self._get(f"/accounts/{quote(number, safe='')}")
-        return None if data is None else from_json(Account, data)
+        path = f"/accounts/{quote(number, safe='')}"
+        data = self._get(path)
+        return None if data is None else _parse(Account, [data], path)[0]
 
     def bills(self, number: str, limit: int = 24) -> list[Bill]:
-        return [from_json(Bill, b) for b in self._get(f"/accounts/{quote(number, safe='')}/bills", limit=limit) or []]
+        return self._records(Bill, f"/accounts/{quote(number, safe='')}/bills", limit=limit)
 
     def readings(self, number: str, limit: int = 6) -> list[Reading]:
-        data = self._get(f"/accounts/{quote(number, safe='')}/readings", limit=limit) or []
-        return [from_json(Reading, r) for r in data]
+        return self._records(Reading, f"/accounts/{quote(number, safe='')}/readings", limit=limit)
 
     def payments(self, number: str, limit: int = 10) -> list[Payment]:
-        data = self._get(f"/accounts/{quote(number, safe='')}/payments", limit=limit) or []
-        return [from_json(Payment, p) for p in data]
+        return self._records(Payment, f"/accounts/{quote(number, safe='')}/payments", limit=limit)
 
     def reconnection_orders(self, number: str) -> list[ReconnectionOrder]:
-        data = self._get(f"/accounts/{quote(number, safe='')}/reconnection-orders") or []
-        return [from_json(ReconnectionOrder, o) for o in data]
+        return self._records(ReconnectionOrder, f"/accounts/{quote(number, safe='')}/reconnection-orders")
 
     def areas(self) -> list[Area]:
-        return [from_json(Area, a) for a in self._get("/areas") or []]
+        return self._records(Area, "/areas")
 
     def outages(self, area: str, now: datetime) -> list[Outage]:
-        data = self._get(f"/areas/{quote(area, safe='')}/outages", now=now.isoformat()) or []
-        return [from_json(Outage, o) for o in data]
+        return self._records(Outage, f"/areas/{quote(area, safe='')}/outages", now=now.isoformat())
+
+def _parse(cls: type[T], items: Any, path: str) -> list[T]:
+    """Records from the answer, or UtilityUnavailable when it is not the contract's shape."""
+    try:
+        return [from_json(cls, item) for item in items]
+    except (KeyError, TypeError, ValueError, ArithmeticError) as error:
+        log.warning("company API answered %s in an unexpected shape", mask_text(path))
+        raise UtilityUnavailable("company API answered an unexpected shape") from error
 
 
 def _is_not_found(response: requests.Response) -> bool:

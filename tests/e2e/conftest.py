@@ -10,10 +10,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
+from sqlalchemy import delete
 
 from bot import clock
 from bot.db import session_factory
 from bot.demo_data import ensure_demo_data
+from bot.models import IdentityFailure
 from bot.schema import upgrade
 from bot.utility.reference_api import make_server
 from tests.e2e.servers import (
@@ -52,11 +54,11 @@ class Conversation:
         return "\n".join(self.rest.send(self.sender, text))
 
 
-def _latest_model() -> str:
-    models = sorted((PROJECT / "models").glob("*.tar.gz"), key=lambda p: p.stat().st_mtime)
-    if not models:
-        pytest.fail("no trained model in models/: run scripts/test.sh (it trains first) or `rasa train`")
-    return str(models[-1])
+def _model() -> str:
+    model = PROJECT / "models" / "current.tar.gz"
+    if not model.exists():
+        pytest.fail("no trained model in models/: run scripts/test.sh (it trains first) or scripts/train.sh")
+    return str(model)
 
 
 @pytest.fixture(scope="session")
@@ -80,6 +82,7 @@ def stack(tmp_path_factory) -> Iterator[Stack]:
         "UTILITY_TIMEOUT_SECONDS": "1",
         "UTILITY_RETRIES": "1",
         "RASA_TELEMETRY_ENABLED": "false",
+        "SANIC_HOST": "127.0.0.1",
     }
     actions = start(
         "action-server", [str(VENV_BIN / "rasa"), "run", "actions", "--port", str(actions_port)], env, ARTIFACTS
@@ -87,8 +90,8 @@ def stack(tmp_path_factory) -> Iterator[Stack]:
     rasa = start(
         "rasa-server",
         [
-            str(VENV_BIN / "rasa"), "run", "--enable-api", "--port", str(rasa_port),
-            "--interface", "127.0.0.1", "--model", _latest_model(),
+            str(VENV_BIN / "rasa"), "run", "--port", str(rasa_port),
+            "--interface", "127.0.0.1", "--model", _model(),
             "--endpoints", str(endpoints), "--credentials", "credentials.yml",
         ],
         env,
@@ -96,7 +99,7 @@ def stack(tmp_path_factory) -> Iterator[Stack]:
     )
     try:
         wait_until_up(actions, f"http://127.0.0.1:{actions_port}/health")
-        wait_until_up(rasa, f"http://127.0.0.1:{rasa_port}/status", ready="model_file")
+        wait_until_up(rasa, f"http://127.0.0.1:{rasa_port}/", ready="Hello from Rasa")
         yield Stack(RestClient(f"http://127.0.0.1:{rasa_port}"), proxy, actions, rasa, database_url)
     finally:
         rasa.stop()
@@ -108,6 +111,8 @@ def stack(tmp_path_factory) -> Iterator[Stack]:
 
 @pytest.fixture
 def chat(stack: Stack) -> Conversation:
-    """A new customer conversation; the company API is healthy at its start."""
+    """A new customer conversation; the company API is healthy and no account is locked."""
     stack.proxy.mode = "pass"
+    with session_factory(stack.database_url).begin() as session:
+        session.execute(delete(IdentityFailure))
     return stack.conversation()

@@ -134,7 +134,3 @@ class RestClient:
         )
         with urllib.request.urlopen(request, timeout=60) as response:
             return [m.get("text", "") for m in json.load(response)]
-
-    def tracker(self, sender: str) -> dict:
-        with urllib.request.urlopen(f"{self.base_url}/conversations/{sender}/tracker", timeout=30) as response:
-            return json.load(response)

@@ -49,7 +49,7 @@ def test_malformed_account_number(chat: Conversation, given: str, expected: str)
 def test_phone_digits_that_do_not_match(chat: Conversation) -> None:
     chat.say("查电费 3201000001")
     answer = chat.say("尾号1234")
-    assert "对不上" in answer and "元" not in answer
+    assert "还可以再试2次" in answer and "元" not in answer
 
 
 def test_month_without_a_bill(chat: Conversation) -> None:

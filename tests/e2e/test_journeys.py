@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from bot import clock, months
-from tests.e2e.conftest import Conversation
+from tests.e2e.conftest import Conversation, Stack
 
 pytestmark = pytest.mark.e2e
 
@@ -68,6 +68,22 @@ def test_three_failed_identity_checks_end_the_lookup_without_disclosure(chat: Co
     assert "95598" in again and "元" not in again
 
 
+def test_the_lock_holds_in_a_new_conversation(stack: Stack, chat: Conversation) -> None:
+    chat.say("查电费 户号3201000002")
+    for wrong in ("张伟", "1111", "王强"):
+        chat.say(wrong)
+    other = stack.conversation()  # e.g. the same person after /restart, or another browser
+    answer = other.say("查电费3201000002")
+    assert "95598" in answer and "户主姓名" not in answer and "元" not in answer
+
+
+def test_small_talk_during_the_identity_question_is_not_a_wrong_answer(chat: Conversation) -> None:
+    chat.say("查电费3201000001")
+    chat.say("你好")
+    answer = chat.say("张伟")
+    assert "320.04元" in answer and "再试" not in answer
+
+
 def test_verified_identity_is_not_asked_again_in_the_conversation(chat: Conversation) -> None:
     verify(chat, "查电费3201000001", "0001")
     why = chat.say("电费为什么这么高")
@@ -118,7 +134,8 @@ def test_outage_by_account_asks_for_account_or_place(chat: Conversation) -> None
     asked = chat.say("家里突然没电了")
     assert "户号" in asked
     answer = chat.say("3201000001")
-    assert "光明路" in answer and "预计" in answer
+    assert "您户号所在的片区" in answer and "预计" in answer
+    assert "光明路" not in answer  # where an account is, is not said before the identity check
     assert "户主姓名" not in answer
 
 
