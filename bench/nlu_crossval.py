@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import time
 from pathlib import Path
@@ -27,6 +28,7 @@ def run(name: str, config: Path, folds: int) -> dict[str, float]:
         [str(RASA), "test", "nlu", "--nlu", "data/nlu", "--config", str(config),
          "--cross-validation", "--folds", str(folds), "--out", str(out), "--no-plot"],
         cwd=PROJECT, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        env={**os.environ, "RASA_TELEMETRY_ENABLED": "false"},
     )  # fmt: skip
     seconds = time.monotonic() - started
     intents = json.loads((out / "intent_report.json").read_text())
