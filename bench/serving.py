@@ -108,6 +108,7 @@ def prepare_bare() -> tuple[Path, float | None]:
     if list((project / "models").glob("*.tar.gz")):
         return project, None
     shutil.rmtree(project, ignore_errors=True)
+    project.mkdir(parents=True)  # rasa init wants the folder to exist
     began = time.monotonic()
     subprocess.run(
         [RASA, "init", "--no-prompt", "--init-dir", str(project)],
