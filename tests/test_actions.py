@@ -15,9 +15,7 @@ import asyncio
 import inspect
 import logging
 import socket
-import threading
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -39,6 +37,7 @@ from bot.replies import catalogue
 from bot.utility import _build
 from bot.utility.reference_api import make_server
 from bot.wording import window
+from tests.e2e.servers import running
 
 DOMAIN: dict[str, Any] = yaml.safe_load((Path(__file__).resolve().parents[1] / "domain.yml").read_text("utf-8"))
 FORM_SLOTS: list[str] = DOMAIN["forms"]["account_form"]["required_slots"]
@@ -86,19 +85,9 @@ def no_identity_failures(sqlite_url: str) -> None:
         session.execute(delete(models.IdentityFailure))
 
 
-@contextmanager
-def serving(database_url: str) -> Iterator[str]:
+def serving(database_url: str):
     """The reference company API on loopback, answering from `database_url`."""
-    server = make_server(database_url, "127.0.0.1", 0)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
-        host, port = server.server_address[:2]
-        yield f"http://{host}:{port}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)
+    return running(make_server(database_url, "127.0.0.1", 0))
 
 
 @pytest.fixture

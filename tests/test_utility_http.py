@@ -19,23 +19,10 @@ from bot.utility import UtilityUnavailable, utility_data
 from bot.utility.http import HttpUtilityData
 from bot.utility.reference_api import make_server
 from bot.utility.sql import SqlUtilityData
+from tests.e2e.servers import running
 
 ACCOUNTS = ["3201000001", "3201000002", "3201000003"]
 UNKNOWN_ACCOUNT = "3201000009"
-
-
-@contextmanager
-def running(server: ThreadingHTTPServer) -> Iterator[str]:
-    """Serve in a thread; the base URL while it runs."""
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
-        host, port = server.server_address[:2]
-        yield f"http://{host}:{port}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)
 
 
 # (status, content type, body) for the n-th request (1-based)

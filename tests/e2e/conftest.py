@@ -4,7 +4,6 @@ server with the trained model, talking through the REST channel."""
 
 from __future__ import annotations
 
-import threading
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -25,6 +24,7 @@ from tests.e2e.servers import (
     Process,
     RestClient,
     free_port,
+    running,
     start,
     wait_until_up,
 )
@@ -68,9 +68,11 @@ def stack(tmp_path_factory) -> Iterator[Stack]:
     upgrade(database_url)
     ensure_demo_data(session_factory(database_url), clock.now())
 
-    company = make_server(database_url, "127.0.0.1", free_port())
-    threading.Thread(target=company.serve_forever, daemon=True).start()
-    proxy = FaultProxy(f"http://127.0.0.1:{company.server_address[1]}")
+    with running(make_server(database_url, "127.0.0.1", 0)) as company_url:
+        yield from _serve(tmp_path_factory, database_url, FaultProxy(company_url))
+
+
+def _serve(tmp_path_factory, database_url: str, proxy: FaultProxy) -> Iterator[Stack]:
 
     actions_port, rasa_port = free_port(), free_port()
     endpoints = tmp_path_factory.mktemp("config") / "endpoints.yml"
@@ -105,8 +107,6 @@ def stack(tmp_path_factory) -> Iterator[Stack]:
         rasa.stop()
         actions.stop()
         proxy.close()
-        company.shutdown()
-        company.server_close()
 
 
 @pytest.fixture
