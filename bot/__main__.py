@@ -42,6 +42,42 @@ def cmd_company_api(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_outbox_run(args: argparse.Namespace) -> int:
+    """Forward filed tickets to the helpdesk (HELPDESK_URL) until stopped, or once."""
+    import logging
+
+    from bot.db import session_factory
+    from bot.masking import install_log_masking
+    from bot.tickets.errors import TicketStoreUnavailable
+    from bot.tickets.outbox import deliver_due
+
+    settings = load_settings()
+    if not settings.helpdesk_url:
+        print("HELPDESK_URL is not set: forwarding tickets to a helpdesk is off", file=sys.stderr)
+        return 2
+    install_log_masking()
+    log = logging.getLogger("bot.tickets.outbox")
+    sessions = session_factory(args.database_url or settings.database_url)
+    log.info("forwarding tickets to %s", settings.helpdesk_url)
+    try:
+        while True:
+            try:
+                report = deliver_due(
+                    sessions, settings.helpdesk_url, clock.now(), timeout=settings.helpdesk_timeout_seconds
+                )
+                if report.sent or report.failed:
+                    log.info("outbox: %d forwarded, %d failed (to be tried again)", report.sent, report.failed)
+            except TicketStoreUnavailable as error:
+                log.warning("outbox: %s", error)
+                if args.once:
+                    return 1
+            if args.once:
+                return 0
+            time.sleep(args.interval)
+    except KeyboardInterrupt:
+        return 0
+
+
 def cmd_wait(args: argparse.Namespace) -> int:
     deadline = time.monotonic() + args.timeout
     pending = list(args.urls)
@@ -103,6 +139,14 @@ def main(argv: list[str] | None = None) -> int:
     api.add_argument("--port", type=int, default=8081)
     api.add_argument("--database-url")
     api.set_defaults(func=cmd_company_api)
+
+    outbox = sub.add_parser("outbox", help="forward filed tickets to the company's helpdesk (HELPDESK_URL)")
+    outbox_sub = outbox.add_subparsers(dest="outbox_command", required=True)
+    run = outbox_sub.add_parser("run", help="deliver due outbox messages, every --interval seconds")
+    run.add_argument("--once", action="store_true", help="deliver what is due now and exit")
+    run.add_argument("--interval", type=float, default=2.0, help="seconds between rounds (default 2)")
+    run.add_argument("--database-url")
+    run.set_defaults(func=cmd_outbox_run)
 
     wait = sub.add_parser("wait", help="wait until every URL answers")
     wait.add_argument("urls", nargs="+")

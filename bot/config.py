@@ -17,6 +17,12 @@ class Settings:
     utility_timeout_seconds: float
     utility_retries: int
     timezone: str
+    # ticket deadlines in minutes (bot/tickets/priority.py explains the defaults)
+    ticket_sla_urgent_minutes: int
+    ticket_sla_high_minutes: int
+    ticket_sla_normal_minutes: int
+    helpdesk_url: str  # the company's work-order system; empty = tickets are not forwarded
+    helpdesk_timeout_seconds: float
 
 
 def load_settings() -> Settings:
@@ -29,4 +35,9 @@ def load_settings() -> Settings:
         utility_timeout_seconds=float(os.environ.get("UTILITY_TIMEOUT_SECONDS", "3")),
         utility_retries=int(os.environ.get("UTILITY_RETRIES", "1")),
         timezone=os.environ.get("BOT_TIMEZONE", "Asia/Shanghai"),
+        ticket_sla_urgent_minutes=int(os.environ.get("TICKET_SLA_URGENT_MINUTES", "45")),
+        ticket_sla_high_minutes=int(os.environ.get("TICKET_SLA_HIGH_MINUTES", "120")),
+        ticket_sla_normal_minutes=int(os.environ.get("TICKET_SLA_NORMAL_MINUTES", "1440")),
+        helpdesk_url=os.environ.get("HELPDESK_URL", "").strip(),
+        helpdesk_timeout_seconds=float(os.environ.get("HELPDESK_TIMEOUT_SECONDS", "5")),
     )

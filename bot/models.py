@@ -19,6 +19,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.types import TypeDecorator
 
@@ -66,6 +67,8 @@ class Account(Base):
     area_id = Column(Integer, ForeignKey("areas.id"), nullable=False)
     address = Column(String(128), nullable=False)
     status = Column(String(16), nullable=False, default="normal")  # normal | disconnected
+    # 重要客户: hospitals, schools, key enterprises; their complaints get high priority
+    key_account = Column(Boolean, nullable=False, default=False, server_default=false())
 
 
 class Bill(Base):

@@ -69,3 +69,16 @@ def sqlite_url(tmp_path_factory) -> str:
 @pytest.fixture
 def utility(database_url: str) -> SqlUtilityData:
     return SqlUtilityData(database_url)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def empty_database_url(request, tmp_path) -> Iterator[str]:
+    """A freshly migrated database of its own for one test (no demo data), on each backend."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'empty.db'}"
+        upgrade(url)
+        yield url
+    else:
+        for url in _postgres_database():
+            upgrade(url)
+            yield url

@@ -252,3 +252,19 @@ def test_a_404_that_is_not_the_contracts_answer_is_unavailable():
         HttpUtilityData(url, timeout=5, retries=0).account("3201000001")
     with fake_server(lambda n: _json({"error": "not found"}, 404)) as (url, _requested):
         assert HttpUtilityData(url, timeout=5, retries=0).account("3201000001") is None
+
+
+@pytest.mark.parametrize(
+    "extra, key_account", [({}, False), ({"key_account": True}, True), ({"key_account": False}, False)]
+)
+def test_key_account_travels_and_may_be_left_out(extra, key_account):
+    with fake_server(lambda n: _json({**ACCOUNT_JSON, **extra})) as (url, _requested):
+        assert HttpUtilityData(url, timeout=5, retries=0).account("3201000001").key_account is key_account
+
+
+def test_key_account_that_is_not_a_boolean_is_unavailable():
+    with (
+        fake_server(lambda n: _json({**ACCOUNT_JSON, "key_account": "false"})) as (url, _requested),
+        pytest.raises(UtilityUnavailable),
+    ):
+        HttpUtilityData(url, timeout=5, retries=0).account("3201000001")

@@ -3,7 +3,8 @@
 from alembic import context
 from sqlalchemy import engine_from_config, pool
 
-import bot.models  # noqa: F401  (registers the tables)
+import bot.models
+import bot.tickets.models  # noqa: F401  (both register their tables)
 from bot.config import load_settings
 from bot.db import Base
 

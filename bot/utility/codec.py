@@ -25,10 +25,13 @@ def to_json(record: Any) -> dict[str, Any]:
 
 
 def from_json(cls: type[T], data: dict[str, Any]) -> T:
-    """The inverse of `to_json`, typed by the record's annotations."""
+    """The inverse of `to_json`, typed by the record's annotations. A field with a default
+    may be missing (a company system older than the field); any other missing field is a KeyError."""
     hints = typing.get_type_hints(cls)
     values = {}
     for field in dataclasses.fields(cls):
+        if field.name not in data and field.default is not dataclasses.MISSING:
+            continue
         raw = data[field.name]
         kind = hints[field.name]
         if raw is None:
@@ -39,6 +42,10 @@ def from_json(cls: type[T], data: dict[str, Any]) -> T:
             values[field.name] = date.fromisoformat(raw)
         elif Decimal in _members(kind):
             values[field.name] = Decimal(raw)
+        elif bool in _members(kind):
+            if not isinstance(raw, bool):  # "false" would read as true
+                raise ValueError(f"{field.name} must be true or false, not {raw!r}")
+            values[field.name] = raw
         else:
             values[field.name] = raw
     return cls(**values)

@@ -22,6 +22,7 @@ class Account:
     area: str
     address: str
     status: str  # normal | disconnected
+    key_account: bool = False  # 重要客户 (hospital, school, key enterprise)
 
 
 @dataclass(frozen=True)

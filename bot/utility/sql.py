@@ -47,7 +47,13 @@ class SqlUtilityData:
             return None
         account, area = row
         return Account(
-            account.number, account.holder_name, account.phone, area, account.address, account.status
+            account.number,
+            account.holder_name,
+            account.phone,
+            area,
+            account.address,
+            account.status,
+            bool(account.key_account),
         )
 
     def bills(self, number: str, limit: int = 24) -> list[Bill]:
