@@ -10,10 +10,12 @@ from rasa_sdk import Action, FormValidationAction, Tracker
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
-from actions.context import latest_entity, say
+from actions.context import intent_of, latest_entity, say
 from bot import accounts, clock, identity
 from bot.masking import mask_account
 from bot.outages import known_area_in
+from bot.tickets.errors import TicketStoreUnavailable
+from bot.tickets.service import conversation_tickets, tickets_db
 from bot.utility import UtilityUnavailable, utility_data
 
 log = logging.getLogger(__name__)
@@ -35,6 +37,8 @@ class ValidateAccountForm(FormValidationAction):
             return []
         if request == "query_outage":
             return [] if tracker.get_slot("area") else ["account_number"]
+        if request == "query_ticket" and await asyncio.to_thread(_ticket_known, tracker):
+            return []
         number = tracker.get_slot("account_number")
         if number and number in (tracker.get_slot("verified_account"), tracker.get_slot("locked_account")):
             return ["account_number"]
@@ -50,7 +54,7 @@ class ValidateAccountForm(FormValidationAction):
         answers = {"inform", "nlu_fallback"}
         if tracker.get_slot("request") == "query_outage":
             answers.add("query_outage")  # "光明路那边" answers "户号或小区名"
-        if any(c.isdigit() for c in text) or _intent(tracker) in answers:
+        if any(c.isdigit() for c in text) or intent_of(tracker) in answers:
             return {"account_number": text}
         return {}
 
@@ -61,7 +65,7 @@ class ValidateAccountForm(FormValidationAction):
         if tracker.get_slot("requested_slot") != "identity_proof":
             return {}
         text = tracker.latest_message.get("text") or ""
-        if any(c.isdigit() for c in text) or latest_entity(tracker, "person_name") or _intent(tracker) == "inform":
+        if any(c.isdigit() for c in text) or latest_entity(tracker, "person_name") or intent_of(tracker) == "inform":
             return {"identity_proof": text}
         return {}
 
@@ -144,8 +148,14 @@ def _locked(number: str) -> bool:
         return False  # the check itself will refuse while the database is down
 
 
-def _intent(tracker: Tracker) -> str | None:
-    return tracker.latest_message.get("intent", {}).get("name")
+def _ticket_known(tracker: Tracker) -> bool:
+    """A ticket number given, or tickets filed in this conversation: no 户号 needed."""
+    if tracker.get_slot("ticket_number"):
+        return True
+    try:
+        return bool(conversation_tickets(tickets_db(), tracker.sender_id))
+    except TicketStoreUnavailable:
+        return False
 
 
 class ActionAskAccountNumber(Action):

@@ -11,21 +11,27 @@ from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions import answers
-from actions.context import latest_entity, say
+from actions.context import empathize, latest_entity, say, upset
+from actions.tickets import escalate
+from bot.empathy import topic_of
+from bot.frustration import FURIOUS
 from bot.identity import NEEDS_IDENTITY
 from bot.outages import known_area_in
 from bot.utility import UtilityUnavailable, utility_data
 
 log = logging.getLogger(__name__)
 
-REQUESTS = ("query_bill", "bill_too_high", "meter_dispute", "query_outage")
+REQUESTS = ("query_bill", "bill_too_high", "meter_dispute", "query_outage", "payment_not_restored", "query_ticket")
+# paid and still in the dark is always a grievance: it is acknowledged before anything is asked
+GRIEVANCES = ("payment_not_restored",)
 
 
 class ActionSetRequest(Action):
     """Remembers the request. A bare follow-up (inform) continues the last request only
-    when it carries something that request can use ("那8月呢", another 户号, a place).
-    The month is the one named now (none means the latest bill); the area is the one
-    named now, else the last one named, unless a 户号 now says where the customer is."""
+    when it carries something that request can use ("那8月呢", another 户号, a place);
+    a ticket number asks for that ticket. The month is the one named now (none means
+    the latest bill); the area is the one named now, else the last one named, unless a
+    户号 now says where the customer is. An upset customer hears empathy first."""
 
     def name(self) -> str:
         return "action_set_request"
@@ -40,11 +46,16 @@ class ActionSetRequest(Action):
 
         if intent in REQUESTS:
             request = intent
+        elif latest_entity(tracker, "ticket_id"):
+            request = "query_ticket"
         else:
             request = tracker.get_slot("request")
             useful = account or (month if request in NEEDS_IDENTITY else known or place)
             if not useful:
                 request = None
+        if request and (intent in GRIEVANCES or upset(tracker)):
+            text = tracker.latest_message.get("text")
+            empathize(dispatcher, tracker, topic_of(text, intent, request), "next_check")
         return [SlotSet("request", request), SlotSet("month", month), SlotSet("area", area)]
 
 
@@ -60,16 +71,20 @@ class ActionFulfilRequest(Action):
         if request is None:
             say(dispatcher, tracker, "what_service")
             return events
-        if request in NEEDS_IDENTITY:
+        # a ticket asked for by number, or this conversation's own, needs no 户号:
+        # answer_ticket shows a ticket only to its owner
+        by_ticket = request == "query_ticket" and (tracker.get_slot("ticket_number") or not number)
+        if request in NEEDS_IDENTITY and not by_ticket:
             if number and tracker.get_slot("locked_account") == number:
+                # three failed checks: a person verifies the customer instead
                 say(dispatcher, tracker, "identity_locked")
-                return events
+                return events + await asyncio.to_thread(escalate, tracker, "handoff", "identity_locked")
             if not number or tracker.get_slot("verified_account") != number:
                 # the check could not run: the company's system did not answer
                 say(dispatcher, tracker, "service_unavailable")
                 return events
         try:
-            await asyncio.to_thread(answers.ANSWERS[request], dispatcher, tracker, utility_data())
+            events += await asyncio.to_thread(answers.ANSWERS[request], dispatcher, tracker, utility_data())
         except UtilityUnavailable as error:
             log.warning("company system unavailable while answering %s: %s", request, error)
             say(dispatcher, tracker, "service_unavailable")
@@ -77,4 +92,10 @@ class ActionFulfilRequest(Action):
             # never leave the customer without an answer
             log.exception("answering %s failed", request)
             say(dispatcher, tracker, "service_unavailable")
+        furious = (tracker.get_slot("frustration") or 0) >= FURIOUS
+        offered = any(e.get("name") == "offer" for e in events)
+        if furious and request != "query_ticket" and not offered and not tracker.get_slot("filed_ticket"):
+            # answered, and still furious: the matter is filed so a person follows it up
+            say(dispatcher, tracker, "escalate_after_answer")
+            events += await asyncio.to_thread(escalate, tracker, "complaint", "frustration")
         return events

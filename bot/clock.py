@@ -15,3 +15,8 @@ def now() -> datetime:
 
 def today() -> date:
     return now().date()
+
+
+def from_timestamp(seconds: float) -> datetime:
+    """A Unix timestamp (Rasa's event times) as local naive time."""
+    return datetime.fromtimestamp(seconds, ZoneInfo(load_settings().timezone)).replace(tzinfo=None, microsecond=0)

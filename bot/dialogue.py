@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
+
+from bot import clock
+from bot.text import normalize
+from bot.tickets.records import TranscriptLine
 
 FALLBACK_ACTION = "action_fallback"
 
@@ -28,3 +32,46 @@ def consecutive_fallbacks(events: Sequence[dict[str, Any]]) -> int:
 def bot_texts(events: Sequence[dict[str, Any]]) -> list[str]:
     """Everything the bot has said in this conversation."""
     return [e["text"] for e in events if e.get("event") == "bot" and e.get("text")]
+
+
+def customer_texts(events: Sequence[dict[str, Any]]) -> list[str]:
+    """Everything the customer has typed in this conversation, oldest first."""
+    return [e["text"] for e in events if e.get("event") == "user" and e.get("text")]
+
+
+def earlier_fallbacks(events: Sequence[dict[str, Any]]) -> int:
+    """How many turns in a row before the current one ended in the fallback."""
+    return consecutive_fallbacks(events) - 1
+
+
+def asked_before(events: Sequence[dict[str, Any]], intents: Iterable[str]) -> bool:
+    """True when an earlier turn of the customer's had the same request, or the same words."""
+    users = [e for e in events if e.get("event") == "user"]
+    if len(users) < 2:
+        return False
+    current, earlier = users[-1], users[:-1]
+    intent = (current.get("parse_data") or {}).get("intent", {}).get("name")
+    text = normalize(current.get("text"))
+    for event in earlier:
+        if text and normalize(event.get("text")) == text:
+            return True
+        if intent in intents and (event.get("parse_data") or {}).get("intent", {}).get("name") == intent:
+            return True
+    return False
+
+
+def transcript(events: Sequence[dict[str, Any]]) -> list[TranscriptLine]:
+    """The conversation as the customer saw it, for the ticket (masked when stored)."""
+    lines = []
+    for event in events:
+        speaker = {"user": "customer", "bot": "bot"}.get(event.get("event") or "")
+        if speaker and event.get("text"):
+            at = clock.from_timestamp(event["timestamp"]) if event.get("timestamp") else None
+            lines.append(TranscriptLine(speaker, event["text"], at))
+    return lines
+
+
+def highest(events: Sequence[dict[str, Any]], slot: str) -> float:
+    """The highest value a numeric slot has had in this conversation (0 if never set)."""
+    values = [e.get("value") for e in events if e.get("event") == "slot" and e.get("name") == slot]
+    return max((float(v) for v in values if v is not None), default=0.0)

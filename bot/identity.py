@@ -4,7 +4,7 @@ The customer proves they hold the account with the holder's name (户名) or the
 last four digits of the phone on file. One answer may carry one guess only, so
 "0001 0002 0003" cannot try three phones at once. Failures are kept per account in
 the bot's database, so a new conversation or a restart does not reset them: three
-within LOCK_WINDOW lock the account's lookups (the customer is sent to 95598).
+within LOCK_WINDOW lock the account's lookups (a person takes over and verifies).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from bot.utility import UtilityUnavailable
 from bot.utility.records import Account
 
 # requests that disclose account data and so need a passed check
-NEEDS_IDENTITY = ("query_bill", "bill_too_high", "meter_dispute")
+NEEDS_IDENTITY = ("query_bill", "bill_too_high", "meter_dispute", "payment_not_restored", "query_ticket")
 MAX_ATTEMPTS = 3
 LOCK_WINDOW = timedelta(hours=24)
 _FILLER = re.compile(

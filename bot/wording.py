@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 from bot.utility.records import Reading
@@ -52,3 +52,14 @@ def window(start: datetime, end: datetime | None, now: datetime) -> str:
     if start.date() == end.date():
         return f"{moment(start, now)}至{end:%H:%M}"
     return f"{moment(start, now)}至{moment(end, now)}"
+
+
+def duration(span: timedelta) -> str:
+    """45分钟 / 2小时 / 1小时30分钟 / 2天"""
+    minutes = max(1, round(span.total_seconds() / 60))
+    if minutes < 60:
+        return f"{minutes}分钟"
+    hours, rest = divmod(minutes, 60)
+    if hours >= 48 and rest == 0 and hours % 24 == 0:
+        return f"{hours // 24}天"
+    return f"{hours}小时{rest}分钟" if rest else f"{hours}小时"

@@ -35,6 +35,11 @@ pids+=($!)
   --model models/current.tar.gz --endpoints var/endpoints.yml --credentials credentials.yml \
   > var/rasa-server.log 2>&1 &
 pids+=($!)
+# tickets are forwarded to the company's work-order system only when it is configured
+if [[ -n "${HELPDESK_URL:-}" ]]; then
+  .venv/bin/python -m bot outbox run > var/outbox.log 2>&1 &
+  pids+=($!)
+fi
 
 echo "Starting the action server and the Rasa server (logs in var/)..."
 until .venv/bin/python -m bot wait --timeout 2 "http://127.0.0.1:${ACTIONS_PORT}/health" "http://127.0.0.1:${RASA_PORT}/" 2>/dev/null; do

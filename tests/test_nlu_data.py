@@ -12,6 +12,7 @@ import pytest
 import yaml
 from rasa.shared.nlu.training_data.loading import load_data
 
+from bot.empathy import TOPICS, response_name
 from bot.text import normalize
 
 PROJECT = Path(__file__).resolve().parents[1]
@@ -104,8 +105,11 @@ def test_number_entities_have_regexes(training) -> None:
 
 
 def test_rasa_data_validate_has_no_warnings() -> None:
+    """The empathy lines of domain.yml are spoken by actions (so that none is said twice),
+    which Rasa's validator reports as unused; those, and nothing else, may warn."""
+    spoken_by_actions = {response_name(topic) for topic in TOPICS}
     result = subprocess.run(
-        [str(PROJECT / ".venv" / "bin" / "rasa"), "data", "validate", "--fail-on-warnings"],
+        [str(PROJECT / ".venv" / "bin" / "rasa"), "data", "validate"],
         cwd=PROJECT,
         capture_output=True,
         text=True,
@@ -114,5 +118,16 @@ def test_rasa_data_validate_has_no_warnings() -> None:
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-3000:]
     warnings = [line for line in output.splitlines() if "UserWarning" in line or "ERROR" in line]
-    unexpected = [line for line in warnings if KNOWN_RASA_FALSE_POSITIVE not in line]
+    unused = re.compile(r"The utterance '(\w+)' is not used in any story or rule")
+    unexpected = [
+        line
+        for line in warnings
+        if KNOWN_RASA_FALSE_POSITIVE not in line
+        and not ((m := unused.search(line)) and m[1] in spoken_by_actions)
+    ]
     assert not unexpected, "\n".join(unexpected)
+
+
+def test_every_empathy_topic_has_its_scripted_lines(domain: dict) -> None:
+    scripted = {name for name in domain["responses"] if name.startswith("utter_empathy_")}
+    assert scripted == {response_name(topic) for topic in TOPICS}

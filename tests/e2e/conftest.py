@@ -4,9 +4,10 @@ server with the trained model, talking through the REST channel."""
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pytest
 from sqlalchemy import delete
@@ -48,10 +49,37 @@ class Stack:
 class Conversation:
     rest: RestClient
     sender: str
+    turns: list[tuple[str, list[str]]] = field(default_factory=list)
 
     def say(self, text: str) -> str:
         """The bot's replies to one message, joined into one text."""
-        return "\n".join(self.rest.send(self.sender, text))
+        replies = self.rest.send(self.sender, text)
+        self.turns.append((text, replies))
+        return "\n".join(replies)
+
+
+APOLOGY = re.compile(r"抱歉|对不起|道歉|不好意思")
+ACTION = re.compile(r"查|登记|工单|转|安排|为您|帮您|拨打|核对|记|联系|处理|标记|换个说法|再发")
+BLAME = re.compile(r"您自己|你自己|怪您|怪你|您的问题|你的问题|谁让您|谁让你|您应该早|自己去|不归我管|爱咋咋")
+
+
+def assert_follows_the_doctrine(conversation: Conversation) -> None:
+    """The complaint doctrine's wrong ways, checked on every recorded conversation: no
+    silence, no apology without an action, no blame or rudeness, at most one question a
+    turn, and no canned line said twice (lines with figures are answers, not canned)."""
+    said: set[str] = set()
+    for message, replies in conversation.turns:
+        where = f"customer: {message!r} -> bot: {replies!r}"
+        assert replies and all(r.strip() for r in replies), f"silence: {where}"
+        turn = "\n".join(replies)
+        if APOLOGY.search(turn):
+            assert ACTION.search(turn), f"apology without an action: {where}"
+        assert not BLAME.search(turn), f"blame or rudeness: {where}"
+        assert turn.count("？") + turn.count("?") <= 1, f"more than one question: {where}"
+        for reply in replies:
+            canned = not any(c.isdigit() for c in reply)
+            assert not (canned and reply in said), f"the same line twice: {where}"
+            said.add(reply)
 
 
 def _model() -> str:
@@ -76,7 +104,9 @@ def _serve(tmp_path_factory, database_url: str, proxy: FaultProxy) -> Iterator[S
 
     actions_port, rasa_port = free_port(), free_port()
     endpoints = tmp_path_factory.mktemp("config") / "endpoints.yml"
-    endpoints.write_text(f'action_endpoint:\n  url: "http://127.0.0.1:{actions_port}/webhook"\n')
+    endpoints.write_text(
+        f'action_endpoint:\n  url: "http://127.0.0.1:{actions_port}/webhook"\nnlg:\n  type: bot.nlg.FreshResponses\n'
+    )
     env = {
         "DATABASE_URL": database_url,
         "UTILITY_BACKEND": "http",
@@ -110,9 +140,12 @@ def _serve(tmp_path_factory, database_url: str, proxy: FaultProxy) -> Iterator[S
 
 
 @pytest.fixture
-def chat(stack: Stack) -> Conversation:
-    """A new customer conversation; the company API is healthy and no account is locked."""
+def chat(stack: Stack) -> Iterator[Conversation]:
+    """A new customer conversation; the company API is healthy and no account is locked.
+    Afterwards the recorded conversation must follow the complaint doctrine."""
     stack.proxy.mode = "pass"
     with session_factory(stack.database_url).begin() as session:
         session.execute(delete(IdentityFailure))
-    return stack.conversation()
+    conversation = stack.conversation()
+    yield conversation
+    assert_follows_the_doctrine(conversation)

@@ -16,6 +16,7 @@ pytestmark = pytest.mark.e2e
 DOMAIN = yaml.safe_load((Path(__file__).resolve().parents[2] / "domain.yml").read_text(encoding="utf-8"))
 FULL_ACCOUNT = re.compile(r"(?<!\d)32010000\d\d(?!\d)")
 FULL_PHONE = re.compile(r"(?<!\d)1380000000\d(?!\d)")
+FIGURES = re.compile(r"\d(\.\d+)?(元|度)")  # an amount or a usage: account data
 
 
 def assert_private(text: str) -> None:
@@ -63,9 +64,13 @@ def test_three_failed_identity_checks_end_the_lookup_without_disclosure(chat: Co
     second = chat.say("9999")
     assert "还可以再试1次" in second
     locked = chat.say("王强")
-    assert "95598" in locked and "元" not in locked and "度" not in locked
+    # a person verifies instead: the callback phone is asked, nothing is disclosed
+    assert "人工" in locked and "手机号" in locked
+    assert not FIGURES.search(locked) and "138****0001" not in locked
+    filed = chat.say("13911112222")
+    assert re.search(r"GD\d{12}", filed) and "139****2222" in filed
     again = chat.say("查一下电费")
-    assert "95598" in again and "元" not in again
+    assert not FIGURES.search(again)
 
 
 def test_the_lock_holds_in_a_new_conversation(stack: Stack, chat: Conversation) -> None:
@@ -74,7 +79,7 @@ def test_the_lock_holds_in_a_new_conversation(stack: Stack, chat: Conversation) 
         chat.say(wrong)
     other = stack.conversation()  # e.g. the same person after /restart, or another browser
     answer = other.say("查电费3201000002")
-    assert "95598" in answer and "户主姓名" not in answer and "元" not in answer
+    assert "人工" in answer and "户主姓名" not in answer and not FIGURES.search(answer)
 
 
 def test_small_talk_during_the_identity_question_is_not_a_wrong_answer(chat: Conversation) -> None:
@@ -107,7 +112,7 @@ def test_high_bill_is_explained_from_the_data(chat: Conversation) -> None:
     assert "去年同期" in answer
     assert "估抄" in answer
     assert "400度" in answer and "第3档" in answer  # crossed into the third tier
-    assert "校验" in answer and "95598" in answer
+    assert "校验" in answer and "预约" in answer
     assert_private(answer)
 
 
@@ -127,7 +132,7 @@ def test_planned_outage_by_area_name(chat: Conversation) -> None:
 
 def test_no_known_outage_is_said_honestly_with_breaker_advice(chat: Conversation) -> None:
     answer = chat.say("和平路停电了吗")
-    assert "没有查到" in answer and "跳闸" in answer and "95598" in answer
+    assert "没有查到" in answer and "跳闸" in answer and "报修" in answer
 
 
 def test_outage_by_account_asks_for_account_or_place(chat: Conversation) -> None:
@@ -197,14 +202,15 @@ def test_bot_challenge_is_answered_honestly(chat: Conversation) -> None:
     assert "机器人" in answer and "不是真人" in answer
 
 
-def test_two_stage_fallback_rephrase_then_95598(chat: Conversation) -> None:
+def test_two_stage_fallback_rephrase_then_a_person(chat: Conversation) -> None:
     # "/nlu_fallback" sets the intent directly, so the dialogue is tested whatever the model
     first = chat.say("/nlu_fallback")
     assert "换个说法" in first
     second = chat.say("/nlu_fallback")
-    assert "95598" in second and "换个说法" not in second
-    assert "95598" in chat.say("/greet")  # understood again: the count starts over
-    assert "换个说法" in chat.say("/nlu_fallback")
+    assert "人工" in second and "手机号" in second and "换个说法" not in second
+    filed = chat.say("13600000006")
+    assert re.search(r"GD\d{12}", filed) and "136****0006" in filed
+    assert "换个说法" in chat.say("/nlu_fallback")  # understood in between: the count starts over
 
 
 @pytest.mark.parametrize("message", ["😀😀😀", "？？？", "……"])

@@ -1,0 +1,64 @@
+"""Read every customer turn before the dialogue decides: how upset they are, and
+whether a pending offer is still the question being answered.
+
+Rasa runs this action for the custom mapping of the `frustration` slot on every
+user message (action_extract_slots), forms included.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from rasa_sdk import Action, Tracker
+from rasa_sdk.events import SlotSet
+from rasa_sdk.executor import CollectingDispatcher
+
+from actions.requests import REQUESTS
+from bot import clock, frustration
+from bot.dialogue import asked_before, earlier_fallbacks
+from bot.tickets.categories import infer_category
+from bot.tickets.errors import TicketStoreUnavailable
+from bot.tickets.service import recent_complaint, tickets_db
+
+log = logging.getLogger(__name__)
+
+ANSWERS_TO_OFFER = {"affirm", "deny"}
+
+
+class ActionReadTurn(Action):
+    def name(self) -> str:
+        return "action_read_turn"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict) -> list[dict[str, Any]]:
+        message = tracker.latest_message
+        text = message.get("text") or ""
+        intent = message.get("intent", {}).get("name")
+        conversation = frustration.Conversation(
+            fallbacks_in_a_row=earlier_fallbacks(tracker.events) + (intent == "nlu_fallback"),
+            repeated_question=asked_before(tracker.events, REQUESTS),
+            complained_before=await asyncio.to_thread(_complained_before, tracker, text, intent),
+        )
+        now_score = frustration.score(text, intent, conversation)
+        # anger does not vanish in one message: it fades a step a turn
+        previous = int(tracker.get_slot("frustration") or 0)
+        events = [SlotSet("frustration", float(max(now_score, previous - 1)))]
+        if tracker.get_slot("offer") and intent not in ANSWERS_TO_OFFER:
+            events.append(SlotSet("offer", None))
+        return events
+
+
+def _complained_before(tracker: Tracker, text: str, intent: str | None) -> bool:
+    """Has this account (or this conversation) already filed about the same thing this month?"""
+    category = infer_category(text)
+    if category is None:
+        return False
+    try:
+        return recent_complaint(
+            tickets_db(), tracker.get_slot("account_number") or None, category, clock.now(),
+            conversation_id=tracker.sender_id,
+        )
+    except TicketStoreUnavailable:
+        log.warning("ticket store unavailable while reading the turn")
+        return False
