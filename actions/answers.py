@@ -23,7 +23,7 @@ from bot.reconnection import reconnection_status
 from bot.replies import render
 from bot.tickets.categories import CATEGORIES, STATUSES
 from bot.tickets.records import Ticket
-from bot.tickets.service import add_note, conversation_tickets, open_tickets, ticket_for_customer, tickets_db
+from bot.tickets.service import add_note, conversation_tickets, open_tickets, short, ticket_for_customer, tickets_db
 from bot.utility import UtilityData
 from bot.wording import change_words, day, duration, kwh, moment, readings_table, window, yuan
 
@@ -280,6 +280,7 @@ def _ticket_line(ticket: Ticket, now: datetime) -> str:
     key = "ticket_overdue" if _overdue(ticket, now) else f"ticket_{ticket.status}"
     return render(
         key,
+        summary=short(ticket.description, 24),
         number=ticket.number,
         category=CATEGORIES[ticket.category],
         created=moment(ticket.created_at, now),

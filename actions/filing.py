@@ -13,8 +13,8 @@ from rasa_sdk.executor import CollectingDispatcher
 
 from actions.context import say
 from bot import clock, complaints
-from bot.dialogue import customer_texts, highest, transcript
-from bot.masking import mask_phone, mask_text
+from bot.dialogue import customer_texts, highest, person_names, transcript
+from bot.masking import mask_names, mask_phone, mask_text
 from bot.replies import render
 from bot.tickets.categories import STATUSES
 from bot.tickets.errors import TicketStoreUnavailable
@@ -34,6 +34,7 @@ def file_and_tell(
     account = _account(tracker.get_slot("account_number"))
     phone, contact = _callback(tracker, account)
     texts = customer_texts(tracker.events)
+    names = person_names(tracker.events) | ({account.holder_name} if account else set())
     rule = complaints.SUBJECTS[subject]
     draft = Draft(
         request_type=rule.request_type,
@@ -43,8 +44,8 @@ def file_and_tell(
         or complaints.handoff_category(texts, tracker.get_slot("request")),
         channel=tracker.get_latest_input_channel() or "unknown",
         conversation_id=tracker.sender_id,
-        # the phone and 户号 have their own fields; the words keep them masked
-        description=mask_text(tracker.get_slot("complaint_text") or _description(texts)),
+        # the phone, 户号 and name have their own fields; the words keep them masked
+        description=mask_names(mask_text(tracker.get_slot("complaint_text") or _description(texts)), names),
         account_number=account.number if account else None,
         callback_phone=phone,
         place=tracker.get_slot("place") or tracker.get_slot("area") or (account.address if account else None),
@@ -53,7 +54,7 @@ def file_and_tell(
         frustration=int(max(highest(tracker.events, "frustration"), tracker.get_slot("frustration") or 0)),
         key_account=bool(account and account.key_account),
         facts=dict(facts or {}),
-        transcript=transcript(tracker.events),
+        transcript=transcript(tracker.events, names),
         escalation=tracker.get_slot("escalation"),
     )
     try:

@@ -6,6 +6,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from bot import clock
+from bot.masking import mask_names
 from bot.text import normalize
 from bot.tickets.records import TranscriptLine
 
@@ -60,14 +61,27 @@ def asked_before(events: Sequence[dict[str, Any]], intents: Iterable[str]) -> bo
     return False
 
 
-def transcript(events: Sequence[dict[str, Any]]) -> list[TranscriptLine]:
-    """The conversation as the customer saw it, for the ticket (masked when stored)."""
+def person_names(events: Sequence[dict[str, Any]]) -> set[str]:
+    """Every name the NLU found in the customer's messages (the identity answer, say)."""
+    return {
+        entity["value"]
+        for e in events
+        if e.get("event") == "user"
+        for entity in (e.get("parse_data") or {}).get("entities", [])
+        if entity.get("entity") == "person_name" and isinstance(entity.get("value"), str)
+    }
+
+
+def transcript(events: Sequence[dict[str, Any]], names: Iterable[str] = ()) -> list[TranscriptLine]:
+    """The conversation as the customer saw it, for the ticket, with the given names masked
+    (the ticket service masks phones and account numbers when it stores it)."""
+    names = set(names) | person_names(events)
     lines = []
     for event in events:
         speaker = {"user": "customer", "bot": "bot"}.get(event.get("event") or "")
         if speaker and event.get("text"):
             at = clock.from_timestamp(event["timestamp"]) if event.get("timestamp") else None
-            lines.append(TranscriptLine(speaker, event["text"], at))
+            lines.append(TranscriptLine(speaker, mask_names(event["text"], names), at))
     return lines
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 
 from bot.accounts import ACCOUNT_NUMBER, PHONE_NUMBER, digits_of
 
@@ -28,6 +29,13 @@ def mask_text(text: str) -> str:
     """Phones and account numbers inside free text."""
     text = PHONE_NUMBER.sub(lambda m: mask_phone(digits_of(m[0])[-11:]), text)
     return ACCOUNT_NUMBER.sub(lambda m: mask_account(digits_of(m[0])), text)
+
+
+def mask_names(text: str, names: Iterable[str]) -> str:
+    """Known personal names inside free text (张伟 → 张*), longest first."""
+    for name in sorted({n for n in names if n and len(n) >= 2}, key=len, reverse=True):
+        text = text.replace(name, mask_name(name))
+    return text
 
 
 class MaskingFilter(logging.Filter):

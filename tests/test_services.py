@@ -648,12 +648,12 @@ REPLY_VALUES: dict[str, set[str]] = {
     "ticket_not_found": {"number"},
     "tickets_none": set(),
     "tickets_open": {"count", "lines"},
-    "ticket_new": {"category", "created", "due", "number"},
-    "ticket_assigned": {"category", "created", "due", "number"},
-    "ticket_in_progress": {"category", "created", "due", "number"},
-    "ticket_resolved": {"category", "created", "number", "resolution"},
-    "ticket_closed": {"category", "created", "number"},
-    "ticket_overdue": {"category", "created", "due", "number"},
+    "ticket_new": {"category", "created", "due", "number", "summary"},
+    "ticket_assigned": {"category", "created", "due", "number", "summary"},
+    "ticket_in_progress": {"category", "created", "due", "number", "summary"},
+    "ticket_resolved": {"category", "created", "number", "resolution", "summary"},
+    "ticket_closed": {"category", "created", "number", "summary"},
+    "ticket_overdue": {"category", "created", "due", "number", "summary"},
 }
 
 

@@ -151,3 +151,24 @@ def test_leaving_the_complaint_form_files_nothing(stack: Stack, chat: Conversati
     left = chat.say("算了，不投诉了")
     assert "不登记" in left and "随时" in left
     assert tickets_of(stack, chat) == []
+
+
+def test_a_furious_customer_is_handed_to_a_person_with_a_complaint(stack: Stack, chat: Conversation) -> None:
+    first = chat.say("你们到底怎么回事！！！这个月第三次停电了，再不解决我就打12398投诉你们")
+    assert APOLOGY.search(first.split("\n")[0]), first
+    # escalated: the category is confirmed, then the ticket is filed with high priority
+    assert "停电" in first and first.count("？") <= 1
+    second = chat.say("对")
+    done = second if NUMBER.search(second) else chat.say("13922223333")
+    number = filed_number(done)
+    ticket = find_ticket(session_factory(stack.database_url), number)
+    assert ticket.request_type == "complaint" and ticket.priority in ("high", "urgent")
+    assert ticket.frustration == 3
+
+
+def test_identity_answers_are_masked_in_the_ticket(stack: Stack, chat: Conversation) -> None:
+    verify(chat, "查电费，户号3201000001", "张伟")
+    number = filed_number(chat.say("转人工"))
+    lines = ticket_transcript(session_factory(stack.database_url), number)
+    text = "\n".join(line.text for line in lines)
+    assert "张*" in text and "张伟" not in text and "3201000001" not in text
