@@ -16,6 +16,11 @@ told, with the phone the customer gave. Exit status 1 when any check fails.
 The database is fresh for each run: a SQLite file in bench/out (removed afterwards unless
 --keep), or a new PostgreSQL database on --postgres-server (dropped afterwards unless
 --keep). Server logs stay in bench/out/complaints-*.log.
+
+Also reported: CPU time of each server during the load, and how long a GET / on the Rasa
+server takes meanwhile (its event loop runs the NLU, so the loop stalls under load).
+--actions-env NAME=VALUE passes an extra variable to the action server only, to test a
+diagnosis without changing the project (e.g. SANIC_KEEP_ALIVE_TIMEOUT=120).
 """
 
 from __future__ import annotations
@@ -41,7 +46,7 @@ from sqlalchemy import create_engine, text
 PROJECT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT))
 
-from tests.e2e.servers import Process, free_port, start, wait_until_up  # noqa: E402
+from tests.e2e.servers import ACTION_SERVER_ENV, Process, free_port, start, wait_until_up  # noqa: E402
 
 OUT = PROJECT / "bench" / "out"
 RASA = str(PROJECT / ".venv" / "bin" / "rasa")
@@ -142,7 +147,7 @@ def start_stack(database_url: str, tag: str, actions_env: dict[str, str]) -> tup
     actions = start(
         f"complaints-{tag}-actions",
         [RASA, "run", "actions", "--port", str(actions_port)],
-        env | {"SANIC_HOST": "127.0.0.1"} | actions_env,
+        env | ACTION_SERVER_ENV | actions_env,
         OUT,
     )
     rasa = start(
@@ -215,7 +220,7 @@ def told_number(customer: Customer) -> str | None:
     return said[-1] if said else None
 
 
-async def run_customers(url: str, customers: list[Customer], timeout: float) -> float:
+async def run_customers(url: str, customers: list[Customer], timeout: float, stalls: list[float]) -> float:
     connector = aiohttp.TCPConnector(limit=0)  # no client-side queue: all customers really at once
     async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=timeout)) as session:
         warm = Turn("你好")  # the first message loads lazily built parts; not measured, files nothing
@@ -227,8 +232,25 @@ async def run_customers(url: str, customers: list[Customer], timeout: float) -> 
         await asyncio.sleep(0.1)  # every task is waiting at the start line
         began = time.perf_counter()
         start_line.set()
+        probe = asyncio.create_task(probe_stalls(session, url, stalls))
         await asyncio.gather(*tasks)
-        return time.perf_counter() - began
+        wall = time.perf_counter() - began
+        probe.cancel()
+        return wall
+
+
+async def probe_stalls(session: aiohttp.ClientSession, url: str, stalls: list[float]) -> None:
+    """GET / on the Rasa server every half second during the load: how long its event loop
+    is unavailable (Rasa runs the NLU and policies on the loop, so messages block it)."""
+    while True:
+        began = time.perf_counter()
+        try:
+            async with session.get(f"{url}/") as r:
+                await r.read()
+        except (aiohttp.ClientError, asyncio.TimeoutError):
+            pass
+        stalls.append(time.perf_counter() - began)
+        await asyncio.sleep(0.5)
 
 
 def make_customers(count: int, run_tag: str) -> list[Customer]:
@@ -364,12 +386,17 @@ def report(
     if whole:
         print(f"whole complaint p50/p95/max       {statistics.median(whole):.1f} / {percentile(whole, 0.95):.1f} / "
               f"{max(whole):.1f} s")  # fmt: skip
-    cpu, load = signals.pop("CPU"), signals.pop("load")
+    cpu, load, stalls = signals.pop("CPU"), signals.pop("load"), signals.pop("stalls")
     print(
         "CPU used during the load          "
         + ", ".join(f"{name.split('-')[-1]} server {seconds:.0f} s" for name, seconds in cpu.items())
         + f" (of {wall * (os.cpu_count() or 1):.0f} s on {os.cpu_count()} cores); 1-min load average {load:.2f}"
     )
+    if stalls:
+        print(
+            f"GET / on the Rasa server         p50 {statistics.median(stalls) * 1000:.0f} ms, max "
+            f"{max(stalls):.1f} s ({len(stalls)} probes during the load)"
+        )
     for server, found in signals.items():
         print(f"{server} log: " + ", ".join(f"{k} {v}" for k, v in found.items()))
     kinds = Counter(d.split(":")[0] for c in customers for d in c.deviations)
@@ -416,7 +443,8 @@ def main() -> int:
         print(f"servers up in {time.monotonic() - began:.1f} s; {args.customers} customers go", flush=True)
         customers = make_customers(args.customers, run_tag)
         cpu_before = {p.name: cpu_seconds(p) for p in servers}
-        wall = asyncio.run(run_customers(url, customers, args.timeout))
+        stalls: list[float] = []
+        wall = asyncio.run(run_customers(url, customers, args.timeout, stalls))
         cpu = {p.name: cpu_seconds(p) - cpu_before[p.name] for p in servers}
         load = os.getloadavg()[0]
         for customer in customers:
@@ -431,7 +459,7 @@ def main() -> int:
             if customer.turns and not customer.errors and customer.told is None:
                 problems.append(f"customer {customer.index}: never told a ticket number")
             problems += [f"customer {customer.index}: {d}" for d in customer.deviations]
-        report(args, customers, wall, figures, problems, signals | {"CPU": cpu, "load": load})
+        report(args, customers, wall, figures, problems, signals | {"CPU": cpu, "load": load, "stalls": stalls})
         return 1 if problems else 0
     finally:
         for server in servers:

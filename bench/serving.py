@@ -30,7 +30,7 @@ import aiohttp
 PROJECT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT))
 
-from tests.e2e.servers import Process, free_port, start, wait_until_up  # noqa: E402
+from tests.e2e.servers import ACTION_SERVER_ENV, Process, free_port, start, wait_until_up  # noqa: E402
 
 OUT = PROJECT / "bench" / "out"
 RASA = str(PROJECT / ".venv" / "bin" / "rasa")
@@ -89,7 +89,7 @@ def start_ours(name: str, tf_threads: int | None, database_url: str) -> Server:
     endpoints.write_text(f'action_endpoint:\n  url: "http://127.0.0.1:{actions_port}/webhook"\n')
     began = time.monotonic()
     actions = start(
-        f"{name}-actions", [RASA, "run", "actions", "--port", str(actions_port)], env | {"SANIC_HOST": "127.0.0.1"}, OUT
+        f"{name}-actions", [RASA, "run", "actions", "--port", str(actions_port)], env | ACTION_SERVER_ENV, OUT
     )
     rasa = start(
         f"{name}-rasa",

@@ -28,8 +28,9 @@ trap 'stop; exit 130' INT
 trap 'stop; exit 143' TERM
 trap stop EXIT
 
-# the action server answers only the Rasa server, on this machine
-SANIC_HOST=127.0.0.1 .venv/bin/rasa run actions --port "$ACTIONS_PORT" > var/action-server.log 2>&1 &
+# the action server answers only the Rasa server, on this machine; Sanic's default 5 s
+# keep-alive drops action calls a busy Rasa server opened but could not yet send (bench/RESULTS.md)
+SANIC_HOST=127.0.0.1 SANIC_KEEP_ALIVE_TIMEOUT="${SANIC_KEEP_ALIVE_TIMEOUT:-120}" .venv/bin/rasa run actions --port "$ACTIONS_PORT" > var/action-server.log 2>&1 &
 pids+=($!)
 .venv/bin/rasa run --interface "$RASA_INTERFACE" --port "$RASA_PORT" \
   --model models/current.tar.gz --endpoints var/endpoints.yml --credentials credentials.yml \

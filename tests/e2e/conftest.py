@@ -19,6 +19,7 @@ from bot.models import IdentityFailure
 from bot.schema import upgrade
 from bot.utility.reference_api import make_server
 from tests.e2e.servers import (
+    ACTION_SERVER_ENV,
     PROJECT,
     VENV_BIN,
     FaultProxy,
@@ -114,7 +115,7 @@ def _serve(tmp_path_factory, database_url: str, proxy: FaultProxy) -> Iterator[S
         "UTILITY_TIMEOUT_SECONDS": "1",
         "UTILITY_RETRIES": "1",
         "RASA_TELEMETRY_ENABLED": "false",
-        "SANIC_HOST": "127.0.0.1",
+        **ACTION_SERVER_ENV,
     }
     actions = start(
         "action-server", [str(VENV_BIN / "rasa"), "run", "actions", "--port", str(actions_port)], env, ARTIFACTS

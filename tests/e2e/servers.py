@@ -21,6 +21,9 @@ from pathlib import Path
 
 PROJECT = Path(__file__).resolve().parents[2]
 VENV_BIN = PROJECT / ".venv" / "bin"
+# the action server as scripts/run.sh starts it: loopback only, and connections from the
+# Rasa server kept open long enough that a busy Rasa server's action calls are not dropped
+ACTION_SERVER_ENV = {"SANIC_HOST": "127.0.0.1", "SANIC_KEEP_ALIVE_TIMEOUT": "120"}
 
 
 @contextmanager
