@@ -20,7 +20,7 @@ from bot.tickets.categories import STATUSES
 from bot.tickets.errors import TicketStoreUnavailable
 from bot.tickets.records import Draft
 from bot.tickets.service import add_note, file_ticket, tickets_db
-from bot.utility import UtilityUnavailable, utility_data
+from bot.utility import account_or_none
 from bot.utility.records import Account
 from bot.wording import duration, moment
 
@@ -31,7 +31,7 @@ def file_and_tell(
     dispatcher: CollectingDispatcher, tracker: Tracker, subject: str, facts: Mapping[str, str] | None = None
 ) -> list[dict[str, Any]]:
     now = clock.now()
-    account = _account(tracker.get_slot("account_number"))
+    account = account_or_none(tracker.get_slot("account_number"))
     phone, contact = _callback(tracker, account)
     texts = customer_texts(tracker.events)
     names = person_names(tracker.events) | ({account.holder_name} if account else set())
@@ -77,16 +77,6 @@ def file_and_tell(
     }
     say(dispatcher, tracker, f"filed_{subject}" if filed.created else "ticket_existing", **values)
     return [SlotSet("filed_ticket", ticket.number)]
-
-
-def _account(number: str | None) -> Account | None:
-    if not number:
-        return None
-    try:
-        return utility_data().account(number)
-    except UtilityUnavailable:
-        log.warning("company system unavailable: filing without the account's details")
-        return None
 
 
 def _callback(tracker: Tracker, account: Account | None) -> tuple[str | None, str]:

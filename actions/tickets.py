@@ -26,8 +26,7 @@ from bot.tickets.categories import CATEGORIES
 from bot.tickets.errors import TicketStoreUnavailable
 from bot.tickets.records import Ticket
 from bot.tickets.service import conversation_tickets, tickets_db
-from bot.utility import UtilityUnavailable, utility_data
-from bot.utility.records import Account
+from bot.utility import UtilityUnavailable, account_or_none, utility_data
 
 log = logging.getLogger(__name__)
 
@@ -195,7 +194,7 @@ class ValidateTicketForm(FormValidationAction):
     ) -> dict[str, Any]:
         if isinstance(value, str) and value.startswith(f"{ON_FILE}:"):
             number = value.split(":", 1)[1]
-            account = await asyncio.to_thread(_account, number)
+            account = await asyncio.to_thread(account_or_none, number)
             if account is None:
                 say(dispatcher, tracker, "account_not_found", account=mask_account(number))
                 return {"callback_phone": None}
@@ -268,7 +267,7 @@ class ActionAskCallbackPhone(Action):
         number = tracker.get_slot("account_number")
         confirm = number and tracker.get_slot("escalation") != "identity_locked"
         if confirm and not _phone_on_file_offered(tracker):
-            account = await asyncio.to_thread(_account, number)
+            account = await asyncio.to_thread(account_or_none, number)
             if account is not None:
                 if tracker.get_slot("verified_account") == number:
                     say(dispatcher, tracker, "confirm_phone_on_file", phone=mask_phone(account.phone))
@@ -359,17 +358,8 @@ def _phone_on_file_offered(tracker: Tracker) -> bool:
     return any(text.startswith(p) for text in bot_texts(tracker.events) for p in prefixes)
 
 
-def _account(number: str | None) -> Account | None:
-    if not number:
-        return None
-    try:
-        return utility_data().account(number)
-    except UtilityUnavailable:
-        return None
-
-
 def _address_of(number: str | None) -> str | None:
-    account = _account(number)
+    account = account_or_none(number)
     return account.address if account else None
 
 

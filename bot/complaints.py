@@ -60,7 +60,7 @@ def required(subject: str | None, contact_known: bool) -> list[str]:
 def has_substance(text: str | None) -> bool:
     """True when the message says what went wrong, not only "我要投诉" or "转人工"."""
     rest = _GENERIC.sub("", normalize(text))
-    return len(rest) >= 4 or infer_category(normalize(text)) is not None
+    return len(rest) >= 4 or infer_category(text or "") is not None
 
 
 def is_stopping(text: str | None, asking: str | None) -> bool:
@@ -89,7 +89,7 @@ def category_in(text: str | None) -> str | None:
 def handoff_category(texts: list[str], request: str | None) -> str:
     """What a request for a person is about: the customer's words, the open request, else the channel."""
     for text in reversed(texts):
-        found = infer_category(normalize(text))
+        found = infer_category(text)
         if found:
             return found
     by_request = {

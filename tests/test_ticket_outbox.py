@@ -14,7 +14,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -25,8 +25,8 @@ from bot.tickets.outbox import DeliveryReport, deliver_due, outbox_entries
 from bot.tickets.records import Draft, TranscriptLine
 from bot.tickets.service import file_ticket, find_ticket, ticket_events
 from tests.e2e.servers import PROJECT, VENV_BIN, running
+from tests.ticket_drafts import NOW, draft
 
-NOW = datetime(2026, 11, 24, 10, 0)
 CLIENT_TIMEOUT = 0.5
 
 
@@ -90,8 +90,8 @@ def forwarding(monkeypatch):
 
 
 def complaint(**changes) -> Draft:
+    """王强's overdue reconnection, with every field the helpdesk receives filled."""
     values = {
-        "request_type": "complaint",
         "subject": "reconnection_overdue",
         "category": "meter_reading_collection",
         "channel": "wechat",
@@ -104,7 +104,7 @@ def complaint(**changes) -> Draft:
         "facts": {"paid_at": "2026-11-23T09:00:00"},
         "transcript": [TranscriptLine("customer", "我是王强，电话13800000003", NOW)],
     }
-    return Draft(**{**values, **changes})
+    return draft(**{**values, **changes})
 
 
 def test_no_outbox_without_a_helpdesk(empty_database_url, monkeypatch):

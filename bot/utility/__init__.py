@@ -7,6 +7,7 @@ asks the company's systems over HTTP. UTILITY_BACKEND chooses.
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 from functools import lru_cache
 from typing import Protocol
@@ -21,6 +22,8 @@ from bot.utility.records import (
     Reading,
     ReconnectionOrder,
 )
+
+log = logging.getLogger(__name__)
 
 
 class UtilityUnavailable(Exception):
@@ -46,6 +49,18 @@ class UtilityData(Protocol):
 
     def outages(self, area: str, now: datetime) -> list[Outage]:
         """Outages of the area that are in progress or not yet over, earliest first."""
+
+
+def account_or_none(number: str | None) -> Account | None:
+    """The account of a 户号, or None when none is given, it is unknown, or the company's
+    system does not answer (the caller carries on without the account's details)."""
+    if not number:
+        return None
+    try:
+        return utility_data().account(number)
+    except UtilityUnavailable:
+        log.warning("company system unavailable: carrying on without the account's details")
+        return None
 
 
 def utility_data() -> UtilityData:
@@ -80,5 +95,6 @@ __all__ = [
     "ReconnectionOrder",
     "UtilityData",
     "UtilityUnavailable",
+    "account_or_none",
     "utility_data",
 ]
