@@ -46,7 +46,8 @@ def file_and_tell(
         conversation_id=tracker.sender_id,
         # the phone, 户号 and name have their own fields; the words keep them masked
         description=mask_names(mask_text(tracker.get_slot("complaint_text") or _description(texts)), names),
-        account_number=account.number if account else None,
+        # the 户号 the customer gave stays on the ticket even when it could not be looked up
+        account_number=account.number if account else tracker.get_slot("account_number"),
         callback_phone=phone,
         place=tracker.get_slot("place") or tracker.get_slot("area") or (account.address if account else None),
         preferred_time=tracker.get_slot("preferred_time"),

@@ -124,7 +124,10 @@ class ValidateTicketForm(FormValidationAction):
         self, domain_slots: list[str], dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> list[str]:
         subject = tracker.get_slot("ticket_subject")
-        known_contact = bool(tracker.get_slot("account_number")) and tracker.get_slot("escalation") != "identity_locked"
+        number = tracker.get_slot("account_number")
+        usable = number and tracker.get_slot("escalation") != "identity_locked"
+        # the phone on file counts only when the company's system can give it
+        known_contact = bool(usable) and await asyncio.to_thread(account_or_none, number) is not None
         return complaints.required(subject, contact_known=known_contact)
 
     async def extract_complaint_text(

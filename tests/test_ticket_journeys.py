@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import re
+import socket
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -913,3 +914,45 @@ def test_frustration_twice_files_a_complaint_and_a_third_time_chases_it(start):
     assert ends_with_variant(chased, "next_reminded", number=ticket.number)
     assert kinds(ticket)[-1] == "note"
     assert len(chat.tickets()) == 1
+
+
+# --- services down ------------------------------------------------------------------------
+
+
+def test_ticket_store_down_at_filing_says_so_honestly(start, tmp_path, monkeypatch):
+    """The bot's database cannot be opened (DATABASE_URL names a directory) when the ticket
+    is filed: the customer is told plainly, never a number that does not exist."""
+    chat = start()
+    chat.says("我要找人工客服", "request_human")
+    chat.run(ActionOpenTicket())
+    chat.form()
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path}")
+    chat.says("13911112222", "inform").form()
+    (reply_text,) = chat.said
+    assert is_variant(reply_text, "ticket_store_down")
+    assert not re.search(r"GD\d{12}", reply_text)
+    assert chat.slots.get("filed_ticket") is None
+
+
+def test_company_system_down_at_filing_files_without_the_account_details(start, monkeypatch):
+    """The company's system does not answer: the ticket is still filed, with the 户号 the
+    customer gave but no phone from the account, and the phone is asked for instead."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    monkeypatch.setenv("UTILITY_BACKEND", "http")
+    monkeypatch.setenv("UTILITY_API_URL", f"http://127.0.0.1:{port}")
+    monkeypatch.setenv("UTILITY_TIMEOUT_SECONDS", "0.5")
+    monkeypatch.setenv("UTILITY_RETRIES", "0")
+    _build.cache_clear()
+    chat = start(account_number=LI_NA)
+    chat.says("转人工", "request_human")
+    chat.run(ActionOpenTicket())
+    chat.form()
+    ack, question = chat.said
+    assert is_variant(question, "ask_callback_phone") and chat.tickets() == []
+    chat.says("13911112222", "inform").form()
+    ticket = chat.ticket()
+    assert ticket.subject == "handoff" and ticket.account_number == LI_NA
+    assert ticket.callback_phone == "13911112222"
+    assert_filed_reply(chat.said[-1], ticket)
