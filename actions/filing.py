@@ -12,7 +12,7 @@ from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions.context import say
-from bot import clock, complaints
+from bot import accounts, clock, complaints
 from bot.dialogue import customer_texts, highest, person_names, transcript
 from bot.masking import mask_names, mask_phone, mask_text
 from bot.replies import render
@@ -46,8 +46,9 @@ def file_and_tell(
         conversation_id=tracker.sender_id,
         # the phone, 户号 and name have their own fields; the words keep them masked
         description=mask_names(mask_text(tracker.get_slot("complaint_text") or _description(texts)), names),
-        # the 户号 the customer gave stays on the ticket even when it could not be looked up
-        account_number=account.number if account else tracker.get_slot("account_number"),
+        # a well-formed 户号 the customer gave stays on the ticket even when it could not be
+        # looked up (the slot may also hold a stray number the NLU took for one, e.g. 12398)
+        account_number=account.number if account else accounts.parse(tracker.get_slot("account_number")).number,
         callback_phone=phone,
         place=tracker.get_slot("place") or tracker.get_slot("area") or (account.address if account else None),
         preferred_time=tracker.get_slot("preferred_time"),

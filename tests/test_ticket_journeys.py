@@ -956,3 +956,15 @@ def test_company_system_down_at_filing_files_without_the_account_details(start, 
     assert ticket.subject == "handoff" and ticket.account_number == LI_NA
     assert ticket.callback_phone == "13911112222"
     assert_filed_reply(chat.said[-1], ticket)
+
+
+def test_a_stray_number_taken_for_a_account_does_not_stop_the_filing(start):
+    """The NLU may tag "12398" (the regulator's hotline) as a 户号; the ticket is still filed."""
+    chat = start(account_number="12398")
+    chat.says("转人工", "request_human")
+    chat.run(ActionOpenTicket())
+    chat.form()
+    chat.says("13911112222", "inform").form()
+    ticket = chat.ticket()
+    assert ticket.account_number is None and ticket.callback_phone == "13911112222"
+    assert_filed_reply(chat.said[-1], ticket)
