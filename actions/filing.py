@@ -12,6 +12,7 @@ from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions.context import say
+from actions.handoff import hand_over
 from bot import accounts, clock, complaints
 from bot.dialogue import customer_texts, highest, person_names, transcript
 from bot.masking import mask_names, mask_phone, mask_text
@@ -77,6 +78,8 @@ def file_and_tell(
         "preferred_time": ticket.preferred_time or "",
         "status": STATUSES[ticket.status],
     }
+    if subject == "handoff":
+        return [SlotSet("filed_ticket", ticket.number), *hand_over(dispatcher, tracker, ticket, contact)]
     say(dispatcher, tracker, f"filed_{subject}" if filed.created else "ticket_existing", **values)
     return [SlotSet("filed_ticket", ticket.number)]
 

@@ -14,10 +14,11 @@ from rasa_sdk.types import DomainDict
 
 from actions.context import empathize, intent_of, latest_entity, say, upset
 from actions.filing import file_and_tell
-from bot import accounts, complaints
+from bot import accounts, clock, complaints
 from bot.accounts import PHONE_NUMBER, digits_of
 from bot.dialogue import bot_texts, customer_texts
 from bot.empathy import topic_of
+from bot.handoff.service import in_service_hours
 from bot.masking import mask_account, mask_phone
 from bot.outages import known_area_in
 from bot.replies import catalogue, render
@@ -124,6 +125,8 @@ class ValidateTicketForm(FormValidationAction):
         self, domain_slots: list[str], dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> list[str]:
         subject = tracker.get_slot("ticket_subject")
+        if subject == "handoff" and in_service_hours(clock.now()):
+            return []  # a person answers here and now; a phone is asked only for a callback
         number = tracker.get_slot("account_number")
         usable = number and tracker.get_slot("escalation") != "identity_locked"
         # the phone on file counts only when the company's system can give it

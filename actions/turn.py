@@ -18,6 +18,9 @@ from rasa_sdk.executor import CollectingDispatcher
 from actions.requests import REQUESTS
 from bot import clock, frustration
 from bot.dialogue import asked_before, earlier_fallbacks
+from bot.handoff.names import EXTERNAL_ACTIONS, RATING_SLOT
+from bot.handoff.satisfaction import parse_rating
+from bot.handoff.service import record_conversation
 from bot.tickets.categories import infer_category
 from bot.tickets.errors import TicketStoreUnavailable
 from bot.tickets.service import recent_complaint, tickets_db
@@ -35,6 +38,9 @@ class ActionReadTurn(Action):
         message = tracker.latest_message
         text = message.get("text") or ""
         intent = message.get("intent", {}).get("name")
+        if intent in EXTERNAL_ACTIONS:
+            return []  # an agent's or a reminder's turn, not the customer's
+        events = await asyncio.to_thread(_start_and_rating, tracker, text)
         conversation = frustration.Conversation(
             fallbacks_in_a_row=earlier_fallbacks(tracker.events) + (intent == "nlu_fallback"),
             repeated_question=asked_before(tracker.events, REQUESTS),
@@ -43,10 +49,27 @@ class ActionReadTurn(Action):
         now_score = frustration.score(text, intent, conversation)
         # anger does not vanish in one message: it fades a step a turn
         previous = int(tracker.get_slot("frustration") or 0)
-        events = [SlotSet("frustration", float(max(now_score, previous - 1)))]
+        events.append(SlotSet("frustration", float(max(now_score, previous - 1))))
         if tracker.get_slot("offer") and intent not in ANSWERS_TO_OFFER:
             events.append(SlotSet("offer", None))
         return events
+
+
+def _start_and_rating(tracker: Tracker, text: str) -> list[dict[str, Any]]:
+    """Count the conversation on its first turn (containment); and when the bot asked for a
+    satisfaction score, let only a score through (anything else is a new request)."""
+    events = []
+    if not tracker.get_slot("conversation_counted"):
+        try:
+            record_conversation(
+                tickets_db(), tracker.sender_id, tracker.get_latest_input_channel() or "unknown", clock.now()
+            )
+            events.append(SlotSet("conversation_counted", True))
+        except TicketStoreUnavailable:
+            log.warning("could not count the conversation")
+    if tracker.get_slot(RATING_SLOT) and parse_rating(text) is None:
+        events.append(SlotSet(RATING_SLOT, None))
+    return events
 
 
 def _complained_before(tracker: Tracker, text: str, intent: str | None) -> bool:
@@ -56,7 +79,10 @@ def _complained_before(tracker: Tracker, text: str, intent: str | None) -> bool:
         return False
     try:
         return recent_complaint(
-            tickets_db(), tracker.get_slot("account_number") or None, category, clock.now(),
+            tickets_db(),
+            tracker.get_slot("account_number") or None,
+            category,
+            clock.now(),
             conversation_id=tracker.sender_id,
         )
     except TicketStoreUnavailable:

@@ -23,6 +23,21 @@ class Settings:
     ticket_sla_normal_minutes: int
     helpdesk_url: str  # the company's work-order system; empty = tickets are not forwarded
     helpdesk_timeout_seconds: float
+    # the agents' console (bot/console): its port, whether its session cookie is Secure
+    # ("1": only over HTTPS, or http://127.0.0.1 / localhost), how long a sign-in lasts,
+    # and the first lockout after five wrong passwords (doubling, at most 15 minutes)
+    console_port: int
+    console_cookie_secure: bool
+    console_session_hours: float
+    console_lockout_seconds: int
+    # the Rasa server's HTTP API, through which agents' words reach the customer
+    rasa_url: str
+    rasa_token: str
+    rasa_timeout_seconds: float
+    # live handoff: the hours agents answer online ("08:00-20:00"; empty = around the clock),
+    # and when a customer nobody has picked up yet is told once that someone is coming
+    handoff_hours: str
+    handoff_reminder_seconds: int
 
 
 def load_settings() -> Settings:
@@ -40,4 +55,13 @@ def load_settings() -> Settings:
         ticket_sla_normal_minutes=int(os.environ.get("TICKET_SLA_NORMAL_MINUTES", "1440")),
         helpdesk_url=os.environ.get("HELPDESK_URL", "").strip(),
         helpdesk_timeout_seconds=float(os.environ.get("HELPDESK_TIMEOUT_SECONDS", "5")),
+        console_port=int(os.environ.get("CONSOLE_PORT", "5080")),
+        console_cookie_secure=os.environ.get("CONSOLE_COOKIE_SECURE", "1").strip() == "1",
+        console_session_hours=float(os.environ.get("CONSOLE_SESSION_HOURS", "12")),
+        console_lockout_seconds=int(os.environ.get("CONSOLE_LOCKOUT_SECONDS", "60")),
+        rasa_url=os.environ.get("RASA_URL", "http://127.0.0.1:5005").rstrip("/"),
+        rasa_token=os.environ.get("RASA_TOKEN", ""),
+        rasa_timeout_seconds=float(os.environ.get("RASA_TIMEOUT_SECONDS", "10")),
+        handoff_hours=os.environ.get("HANDOFF_HOURS", "").strip(),
+        handoff_reminder_seconds=int(os.environ.get("HANDOFF_REMINDER_SECONDS", "180")),
     )

@@ -559,6 +559,20 @@ def test_bot_texts():
 
 # The values each reply is filled with (what the actions pass to render/say).
 REPLY_VALUES: dict[str, set[str]] = {
+    "handoff_live": {"number", "queue"},
+    "queue_next": {"wait"},
+    "queue_behind": {"ahead", "wait"},
+    "wait_estimate": {"minutes"},
+    "wait_unknown": {"due"},
+    "handoff_callback": {"hours", "number", "within", "due", "contact"},
+    "handoff_reminder": {"number"},
+    "handoff_over": set(),
+    "agent_prefix": set(),
+    "handed_back": {"number"},
+    "handoff_resolved": {"number", "resolution"},
+    "ask_satisfaction": set(),
+    "satisfaction_thanks": {"score"},
+    "satisfaction_low": {"score", "due"},
     "ask_account_number_bill": set(),
     "ask_account_number_outage": set(),
     "account_wrong_length": {"digits"},
@@ -623,7 +637,6 @@ REPLY_VALUES: dict[str, set[str]] = {
     "form_not_understood": set(),
     "ticket_form_left": set(),
     "filed_complaint": {"contact", "due", "number", "within"},
-    "filed_handoff": {"contact", "due", "number", "within"},
     "filed_hazard": {"contact", "due", "number", "place", "within"},
     "filed_power_quality": {"contact", "due", "number", "within"},
     "filed_fault": {"contact", "due", "number", "within"},

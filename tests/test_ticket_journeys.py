@@ -20,6 +20,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -30,6 +31,13 @@ from sqlalchemy import inspect as inspect_schema
 
 from actions.empathy import ActionAcknowledge
 from actions.fallback import ActionFallback
+from actions.handoff import (
+    ActionAgentReply,
+    ActionHandBack,
+    ActionHandoffResolved,
+    ActionRecordSatisfaction,
+    ActionRelayToAgent,
+)
 from actions.requests import ActionFulfilRequest, ActionSetRequest
 from actions.tickets import (
     ActionAcceptOffer,
@@ -44,10 +52,11 @@ from actions.tickets import (
     ValidateTicketForm,
 )
 from actions.turn import ActionReadTurn
-from bot import models
+from bot import clock, models
 from bot.db import engine_for, session_factory
 from bot.dialogue import bot_texts
 from bot.frustration import UPSET
+from bot.handoff import service as handoff
 from bot.replies import catalogue, render_scripted, scripted
 from bot.tickets.categories import CATEGORIES, STATUSES
 from bot.tickets.records import Ticket
@@ -118,7 +127,10 @@ class Chat:
         return self
 
     def check_turn(self) -> None:
-        """The latest turn said something, and asked one question at most (no interrogation)."""
+        """The latest turn said something (unless an agent has the conversation), and asked
+        one question at most (no interrogation)."""
+        if "action_relay_to_agent" in self._actions_since_the_customer():
+            return
         assert self.said, f"the bot said nothing after {self.latest.get('text')!r}"
         questions = sum(m.count("？") + m.count("?") for m in self.said)
         assert questions <= 1, f"{questions} questions in one turn: {self.said}"
@@ -176,6 +188,15 @@ class Chat:
         self._apply(events)
         return events
 
+    def _actions_since_the_customer(self) -> list[str]:
+        names = []
+        for event in reversed(self.events):
+            if event.get("event") == "user":
+                break
+            if event.get("event") == "action":
+                names.append(event["name"])
+        return names
+
     def _apply(self, events: list[dict[str, Any]]) -> None:
         for event in events:
             self.events.append(event)
@@ -199,6 +220,14 @@ def start() -> Iterator[Callable[..., Chat]]:
     for chat in started:
         if chat.turns:
             chat.check_turn()
+
+
+@pytest.fixture
+def after_hours(monkeypatch) -> None:
+    """Outside the agents' online hours a handoff is a callback: the form asks for a phone."""
+    now = clock.now()
+    opens, closes = now + timedelta(hours=1), now + timedelta(hours=2)
+    monkeypatch.setenv("HANDOFF_HOURS", f"{opens:%H}:00-{closes:%H}:00")
 
 
 def assert_filed_reply(message: str, ticket: Ticket) -> None:
@@ -451,7 +480,7 @@ def test_a_furious_complaint_is_filed_with_high_priority(start):
 # --- a person, please ------------------------------------------------------------------------------
 
 
-def test_request_human_with_a_known_account_files_a_handoff_at_once(start):
+def test_request_human_with_a_known_account_files_a_handoff_at_once(start, after_hours):
     chat = start(account_number=LI_NA, request="query_outage")  # the 户号 given for an outage query
     chat.says("转人工", "request_human")
     chat.run(ActionOpenTicket())
@@ -462,12 +491,14 @@ def test_request_human_with_a_known_account_files_a_handoff_at_once(start):
     assert (ticket.request_type, ticket.subject) == ("enquiry", "handoff")
     assert ticket.account_number == LI_NA and ticket.callback_phone == "13800000002"
     assert_filed_reply(filed, ticket)
-    assert filed.startswith("已为您登记人工服务") and has_variant(filed, "contact_on_file_unverified")
+    assert "不是人工客服在线时间" in filed  # outside the online hours: a callback
+    assert has_variant(filed, "contact_on_file_unverified")
     assert "escalated" in kinds(ticket)
-    assert ticket_events(tickets_db(), ticket.number)[-1].detail == {"reason": "request_human"}
+    (escalated,) = [e for e in ticket_events(tickets_db(), ticket.number) if e.kind == "escalated"]
+    assert escalated.detail == {"reason": "request_human"}
 
 
-def test_request_human_without_an_account_asks_the_phone(start):
+def test_request_human_without_an_account_asks_the_phone(start, after_hours):
     chat = start()
     chat.says("我要找人工客服", "request_human")
     chat.run(ActionOpenTicket())
@@ -483,7 +514,7 @@ def test_request_human_without_an_account_asks_the_phone(start):
     assert "139****2222" in chat.said[0]
 
 
-def test_an_upset_request_for_a_person_hears_empathy_first(start):
+def test_an_upset_request_for_a_person_hears_empathy_first(start, after_hours):
     chat = start(account_number=LI_NA)
     chat.says("什么破服务！！！转人工", "request_human")
     assert chat.slots["frustration"] >= UPSET
@@ -494,7 +525,7 @@ def test_an_upset_request_for_a_person_hears_empathy_first(start):
     assert_filed_reply(filed, chat.ticket())
 
 
-def test_a_person_asked_for_mid_complaint_takes_over_with_what_was_said(start):
+def test_a_person_asked_for_mid_complaint_takes_over_with_what_was_said(start, after_hours):
     chat = open_complaint(start(account_number=LI_NA), "我要投诉")
     chat.says("转人工", "request_human").form()
     ticket = chat.ticket()
@@ -503,7 +534,7 @@ def test_a_person_asked_for_mid_complaint_takes_over_with_what_was_said(start):
     assert_filed_reply(chat.said[0], ticket)
 
 
-def test_identity_locked_hands_over_and_asks_a_phone_not_the_one_on_file(start):
+def test_identity_locked_hands_over_and_asks_a_phone_not_the_one_on_file(start, after_hours):
     chat = start(request="query_bill", account_number=ZHANG_WEI, locked_account=ZHANG_WEI)
     chat.says("3201000001", "inform", account_number=ZHANG_WEI)
     events = chat.run(ActionFulfilRequest())
@@ -522,7 +553,7 @@ def test_identity_locked_hands_over_and_asks_a_phone_not_the_one_on_file(start):
     assert "139****5555" in message and "0001" not in message
 
 
-def test_two_fallbacks_with_words_hand_over_to_a_person(start):
+def test_two_fallbacks_with_words_hand_over_to_a_person(start, after_hours):
     chat = start()
     chat.says("那个那个就是那个", "nlu_fallback").run(ActionFallback())
     assert said_only(chat, "ask_rephrase")
@@ -919,7 +950,7 @@ def test_frustration_twice_files_a_complaint_and_a_third_time_chases_it(start):
 # --- services down ------------------------------------------------------------------------
 
 
-def test_ticket_store_down_at_filing_says_so_honestly(start, tmp_path, monkeypatch):
+def test_ticket_store_down_at_filing_says_so_honestly(start, tmp_path, monkeypatch, after_hours):
     """The bot's database cannot be opened (DATABASE_URL names a directory) when the ticket
     is filed: the customer is told plainly, never a number that does not exist."""
     chat = start()
@@ -934,7 +965,7 @@ def test_ticket_store_down_at_filing_says_so_honestly(start, tmp_path, monkeypat
     assert chat.slots.get("filed_ticket") is None
 
 
-def test_company_system_down_at_filing_files_without_the_account_details(start, monkeypatch):
+def test_company_system_down_at_filing_files_without_the_account_details(start, monkeypatch, after_hours):
     """The company's system does not answer: the ticket is still filed, with the 户号 the
     customer gave but no phone from the account, and the phone is asked for instead."""
     with socket.socket() as probe:
@@ -958,7 +989,7 @@ def test_company_system_down_at_filing_files_without_the_account_details(start, 
     assert_filed_reply(chat.said[-1], ticket)
 
 
-def test_a_stray_number_taken_for_a_account_does_not_stop_the_filing(start):
+def test_a_stray_number_taken_for_a_account_does_not_stop_the_filing(start, after_hours):
     """The NLU may tag "12398" (the regulator's hotline) as a 户号; the ticket is still filed."""
     chat = start(account_number="12398")
     chat.says("转人工", "request_human")
@@ -968,3 +999,77 @@ def test_a_stray_number_taken_for_a_account_does_not_stop_the_filing(start):
     ticket = chat.ticket()
     assert ticket.account_number is None and ticket.callback_phone == "13911112222"
     assert_filed_reply(chat.said[-1], ticket)
+
+
+# --- live handoff: queued at once, silent while an agent has it, back with its context ---------
+
+
+def test_request_human_in_service_hours_queues_at_once_and_the_agent_answers(start):
+    chat = start(account_number=LI_NA, verified_account=LI_NA, request="query_bill")
+    chat.says("转人工", "request_human")
+    chat.run(ActionOpenTicket())
+    events = chat.form()
+    ack, queued = chat.said
+    ticket = chat.ticket()
+    assert is_variant(ack, "handoff_ack") and ticket.subject == "handoff"
+    assert queued.startswith(("已为您转接人工客服", "正在为您转接人工客服")) and ticket.number in queued
+    assert "您是下一位" in queued or "您前面还有" in queued
+    assert chat.slots["handoff_ticket"] == ticket.number
+    (reminder,) = (e for e in events if e.get("event") == "reminder")
+    assert reminder["intent"] == "EXTERNAL_handoff_reminder" and reminder["kill_on_user_msg"] is False
+
+    chat.says("我的电费怎么这么高，13911112222找我", "bill_too_high")
+    assert chat.run(ActionRelayToAgent()) == [] and chat.said == []  # the bot stays silent
+    sessions = tickets_db()
+    assert [m.text for m in handoff.messages(sessions, ticket.number)][-1] == "我的电费怎么这么高，139****2222找我"
+
+    handoff.claim(sessions, ticket.number, "wang", clock.now())
+    handoff.add_agent_message(sessions, ticket.number, "wang", "您好，我来帮您核对电费。", clock.now())
+    chat.says("EXTERNAL: EXTERNAL_agent_reply", "EXTERNAL_agent_reply").run(ActionAgentReply())
+    assert chat.said == ["【人工客服】您好，我来帮您核对电费。"]
+    assert handoff.undelivered(sessions, chat.sender) == []
+
+    handoff.end(sessions, ticket.number, "wang", clock.now(), "handed_back")
+    chat.says("EXTERNAL: EXTERNAL_hand_back", "EXTERNAL_hand_back").run(ActionHandBack())
+    (back,) = chat.said
+    assert is_variant(back, "handed_back", number=ticket.number)
+    assert chat.slots["handoff_ticket"] is None and chat.slots["verified_account"] == LI_NA
+
+
+def test_a_resolved_handoff_asks_for_a_score_and_keeps_it(start):
+    chat = start(account_number=LI_NA)
+    chat.says("转人工", "request_human")
+    chat.run(ActionOpenTicket())
+    chat.form()
+    ticket = chat.ticket()
+    sessions = tickets_db()
+    handoff.claim(sessions, ticket.number, "wang", clock.now())
+    handoff.resolve(sessions, ticket.number, "wang", "已为您重新核对读数，本月电费无误。", clock.now())
+    chat.says("EXTERNAL: EXTERNAL_handoff_resolved", "EXTERNAL_handoff_resolved").run(ActionHandoffResolved())
+    resolution, question = chat.said
+    assert ticket.number in resolution and "本月电费无误" in resolution
+    assert is_variant(question, "ask_satisfaction") and chat.buttons[-1][0]["payload"] == "5"
+    assert chat.slots["rating_ticket"] == ticket.number and chat.slots["handoff_ticket"] is None
+
+    chat.says("2分，等太久了", "inform").run(ActionRecordSatisfaction())
+    (thanks,) = chat.said
+    assert "2分" in thanks and "回访" in thanks  # a low score is followed up
+    rated = chat.ticket()
+    assert (rated.satisfaction, rated.satisfaction_comment) == (2, "等太久了")
+    assert chat.slots["rating_ticket"] is None
+
+
+def test_a_new_request_instead_of_a_score_goes_to_the_bot(start):
+    chat = start(rating_ticket="GD202611240001")
+    chat.says("帮我查下停电", "query_outage")
+    assert chat.slots["rating_ticket"] is None  # action_read_turn let the bot answer it
+    chat.utter("utter_ok")
+
+
+def test_a_handoff_that_ended_unseen_gives_the_conversation_back(start):
+    """The agent's hand-back never reached the bot (Rasa was down then): the next message
+    finds no live handoff and the bot takes over again instead of staying silent."""
+    chat = start(handoff_ticket="GD209901010001")
+    chat.says("还在吗", "inform").run(ActionRelayToAgent())
+    (over,) = chat.said
+    assert is_variant(over, "handoff_over") and chat.slots["handoff_ticket"] is None

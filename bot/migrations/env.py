@@ -3,8 +3,9 @@
 from alembic import context
 from sqlalchemy import engine_from_config, pool
 
+import bot.handoff.models  # noqa: F401  (each registers its tables)
 import bot.models
-import bot.tickets.models  # noqa: F401  (both register their tables)
+import bot.tickets.models  # noqa: F401
 from bot.config import load_settings
 from bot.db import Base
 

@@ -48,6 +48,9 @@ class TicketRow(Base):
     satisfaction = Column(Integer)  # 1..5
     satisfaction_comment = Column(Text)
     resolution = Column(Text)
+    resolved_at = Column(DateTime)
+    return_visit_due_at = Column(DateTime, index=True)  # 回访: within 14 days of resolution
+    unit = Column(String(128))  # the staff member or unit the complaint names (hot spots)
     created_at = Column(DateTime, nullable=False)
     updated_at = Column(DateTime, nullable=False)
     # conversation|subject|category while the ticket is open; NULL once resolved or closed

@@ -72,6 +72,9 @@ class Ticket:
     satisfaction: int | None
     satisfaction_comment: str | None
     resolution: str | None
+    resolved_at: datetime | None
+    return_visit_due_at: datetime | None
+    unit: str | None  # the staff member or unit the complaint names
     created_at: datetime
     updated_at: datetime
     open_key: str | None

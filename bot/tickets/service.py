@@ -47,9 +47,11 @@ from bot.tickets.workflow import (
     assign,
     change_status,
     record_return_visit,
+    record_satisfaction,
     set_callback_phone,
     ticket_events,
     ticket_transcript,
+    update_ticket,
 )
 
 __all__ = [
@@ -73,12 +75,14 @@ __all__ = [
     "open_tickets",
     "recent_complaint",
     "record_return_visit",
+    "record_satisfaction",
     "set_callback_phone",
     "short",
     "ticket_events",
     "ticket_for_customer",
     "ticket_transcript",
     "tickets_db",
+    "update_ticket",
 ]
 
 log = logging.getLogger(__name__)

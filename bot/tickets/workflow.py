@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
@@ -19,9 +19,10 @@ from sqlalchemy.orm import Session, sessionmaker
 from bot.accounts import PHONE_NUMBER, digits_of
 from bot.masking import mask_phone
 from bot.text import normalize
-from bot.tickets.categories import STATUSES
+from bot.tickets.categories import CATEGORIES, STATUSES
 from bot.tickets.errors import IllegalTransition, InvalidDraft
 from bot.tickets.models import TicketEventRow, TicketRow, TranscriptLineRow
+from bot.tickets.priority import PRIORITIES, sla_due
 from bot.tickets.records import CLOSED_STATUSES, Ticket, TicketEventView, TranscriptLine, open_key
 from bot.tickets.store import read, row_by_number, to_json, view, write
 
@@ -32,6 +33,7 @@ TRANSITIONS: dict[str, frozenset[str]] = {
     "resolved": frozenset({"closed", "in_progress"}),  # reopened after an unsatisfied return visit
     "closed": frozenset(),
 }
+RETURN_VISIT_DAYS = 14  # 回访 within 14 days of resolution (domain.md)
 _LANDLINE = re.compile(r"0\d{2,3}-?\d{7,8}")
 
 
@@ -47,8 +49,12 @@ def change_status(
         row.status = new_status
         if new_status == "new":
             row.assigned_agent = None  # back in the queue
-        if new_status == "resolved" and note:
-            row.resolution = note
+        if new_status == "resolved":
+            row.resolution = note or row.resolution
+            row.resolved_at = now
+            row.return_visit_due_at = now + timedelta(days=RETURN_VISIT_DAYS)
+        elif old == "resolved" and new_status != "closed":
+            row.resolved_at = row.return_visit_due_at = None  # reopened: a new resolution comes
         if new_status in CLOSED_STATUSES:
             row.open_key = None  # the same matter raised again is a new ticket
         elif old in CLOSED_STATUSES:
@@ -72,6 +78,43 @@ def assign(sessions: sessionmaker, number: str, agent: str, actor: str, now: dat
         row.status, row.assigned_agent = "assigned", agent
         detail = {"agent": agent, "from_agent": old_agent, "from": old_status}
         return _changed(session, row, actor, now, "assigned", detail)
+
+    return write(sessions, work)
+
+
+def update_ticket(
+    sessions: sessionmaker,
+    number: str,
+    actor: str,
+    now: datetime,
+    *,
+    category: str | None = None,
+    priority: str | None = None,
+    substantiated: bool | None = None,
+    unit: str | None = None,
+) -> Ticket:
+    """An agent's corrections: category, priority (the deadline follows it), 属实, the unit
+    the complaint names. Fields left None stay as they are; each change is in the history."""
+    if category is not None and category not in CATEGORIES:
+        raise InvalidDraft(f"{category!r} is not a complaint category")
+    if priority is not None and priority not in PRIORITIES:
+        raise InvalidDraft(f"{priority!r} is not a priority (one of {', '.join(PRIORITIES)})")
+    unit = unit.strip() or None if unit is not None else None
+    wanted = {"category": category, "priority": priority, "substantiated": substantiated, "unit": unit}
+    wanted = {name: value for name, value in wanted.items() if value is not None}
+
+    def work(session: Session) -> Ticket:
+        row = row_by_number(session, number, lock=True)
+        changes = {name: {"from": getattr(row, name), "to": value} for name, value in wanted.items()}
+        changes = {name: change for name, change in changes.items() if change["from"] != change["to"]}
+        if not changes:
+            return view(row)
+        for name, change in changes.items():
+            setattr(row, name, change["to"])
+        if "priority" in changes:
+            row.sla_due_at = sla_due(row.priority, row.created_at)
+            changes["sla_due_at"] = {"to": row.sla_due_at.isoformat()}
+        return _changed(session, row, actor, now, "updated", changes)
 
     return write(sessions, work)
 
@@ -132,6 +175,21 @@ def record_return_visit(
         for name, value in changes.items():
             setattr(row, name, value)
         return _changed(session, row, actor, now, "return_visit", changes)
+
+    return write(sessions, work)
+
+
+def record_satisfaction(
+    sessions: sessionmaker, number: str, score: int, comment: str | None, now: datetime
+) -> Ticket:
+    """The customer's own rating (1 to 5) when the bot asked after the ticket was resolved."""
+    if not 1 <= score <= 5:
+        raise InvalidDraft("satisfaction must be 1 to 5")
+
+    def work(session: Session) -> Ticket:
+        row = row_by_number(session, number, lock=True)
+        row.satisfaction, row.satisfaction_comment = score, comment or None
+        return _changed(session, row, "customer", now, "satisfaction", {"score": score, "comment": comment})
 
     return write(sessions, work)
 

@@ -1,0 +1,49 @@
+"""The customer's answer to "how satisfied were you, 1 to 5": a score and any comment."""
+
+from __future__ import annotations
+
+import re
+
+from bot.text import normalize
+
+_DIGIT = re.compile(r"(?<![\d.])([1-5])(?:\s*(?:分|星|颗星))?(?![\d.])")
+_HANZI = re.compile(r"([一二三四五])\s*(?:分|星|颗星)")
+_HANZI_SCORES = {"一": 1, "二": 2, "三": 3, "四": 4, "五": 5}
+# longest first: "非常不满意" must not be read as "满意"
+_WORDS = (
+    ("非常不满意", 1),
+    ("很不满意", 1),
+    ("特别不满意", 1),
+    ("不太满意", 2),
+    ("不满意", 2),
+    ("一般", 3),
+    ("还行", 3),
+    ("凑合", 3),
+    ("非常满意", 5),
+    ("很满意", 5),
+    ("特别满意", 5),
+    ("满意", 4),
+)
+_FILLER = re.compile(r"^[\s,.!?;:，。！？；：、~～…]+|[\s,.!?;:，。！？；：、~～…]+$")
+
+
+def parse_rating(text: str | None) -> tuple[int, str | None] | None:
+    """(score, comment) from "5", "4分，客服很耐心", "非常满意"; None when the message is
+    not a rating (the customer has moved on to something else)."""
+    typed = normalize(text)
+    if not typed.strip():
+        return None
+    for pattern in (_DIGIT, _HANZI):
+        found = pattern.search(typed)
+        if found:
+            score = int(found[1]) if found[1].isdigit() else _HANZI_SCORES[found[1]]
+            return score, _comment(typed[: found.start()] + " " + typed[found.end() :])
+    for word, score in _WORDS:
+        if word in typed:
+            return score, _comment(text or "") if len(typed) > len(word) + 2 else None
+    return None
+
+
+def _comment(rest: str) -> str | None:
+    rest = _FILLER.sub("", rest.strip())
+    return rest or None
