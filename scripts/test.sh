@@ -4,6 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh
+bash scripts/system-deps.sh
 export RASA_TELEMETRY_ENABLED=false
 .venv/bin/ruff check .
 bash scripts/train.sh

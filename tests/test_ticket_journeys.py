@@ -494,7 +494,7 @@ def test_request_human_with_a_known_account_files_a_handoff_at_once(start, after
     assert "不是人工客服在线时间" in filed  # outside the online hours: a callback
     assert has_variant(filed, "contact_on_file_unverified")
     assert "escalated" in kinds(ticket)
-    (escalated,) = [e for e in ticket_events(tickets_db(), ticket.number) if e.kind == "escalated"]
+    (escalated,) = (e for e in ticket_events(tickets_db(), ticket.number) if e.kind == "escalated")
     assert escalated.detail == {"reason": "request_human"}
 
 

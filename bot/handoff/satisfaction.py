@@ -6,8 +6,9 @@ import re
 
 from bot.text import normalize
 
-_DIGIT = re.compile(r"(?<![\d.])([1-5])(?:\s*(?:分|星|颗星))?(?![\d.])")
-_HANZI = re.compile(r"([一二三四五])\s*(?:分|星|颗星)")
+# a bare digit is a score only standing alone ("5", "5，很好"): not "停电2天了", "3号楼", "等了5分钟"
+_DIGIT = re.compile(r"(?<![\d.])([1-5])(?:\s*(?:分(?!钟)|星|颗星)|(?![\d.\w]))")
+_HANZI = re.compile(r"([一二三四五])\s*(?:分(?!钟)|星|颗星)")
 _HANZI_SCORES = {"一": 1, "二": 2, "三": 3, "四": 4, "五": 5}
 # longest first: "非常不满意" must not be read as "满意"
 _WORDS = (

@@ -125,9 +125,9 @@ def start(
 
     def work(session: Session) -> Handoff:
         ticket = row_by_number(session, number)
-        existing = _live_row(session, conversation_id)
+        existing = _live(session, conversation_id)
         if existing is not None:
-            return _handoff(existing, ticket.number)
+            return existing  # with the ticket it hangs on, which may be another of the conversation's
         row = HandoffRow(
             conversation_id=conversation_id,
             ticket_id=ticket.id,
@@ -150,7 +150,7 @@ def start(
         handoff = read(sessions, lambda session: _live(session, conversation_id))
         if handoff is None:
             raise
-    ticket = read(sessions, lambda session: view(row_by_number(session, number)))
+    ticket = read(sessions, lambda session: view(row_by_number(session, handoff.ticket_number)))
     if not handoff.is_live:
         return Start(handoff, ticket, None, None)
     position = queue_position(sessions, handoff.id)
@@ -449,8 +449,9 @@ def close_return_visit(
     verdict = "满意" if satisfied else "不满意"
     result = f"{verdict}：{notes.strip()}" if notes.strip() else verdict
     actor = f"agent:{agent}"
-    record_return_visit(sessions, number, actor, now, result=result)
-    return change_status(sessions, number, "closed" if satisfied else "in_progress", actor, now, note=result)
+    # the move first: it refuses a ticket no longer awaiting its visit before anything is recorded
+    change_status(sessions, number, "closed" if satisfied else "in_progress", actor, now, note=result)
+    return record_return_visit(sessions, number, actor, now, result=result)
 
 
 def record_conversation(sessions: sessionmaker, conversation_id: str, channel: str, now: datetime) -> None:

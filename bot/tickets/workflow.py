@@ -53,6 +53,8 @@ def change_status(
             row.resolution = note or row.resolution
             row.resolved_at = now
             row.return_visit_due_at = now + timedelta(days=RETURN_VISIT_DAYS)
+            # a new resolution needs a new return visit; an earlier verdict stays in the history
+            row.return_visit_result = None
         elif old == "resolved" and new_status != "closed":
             row.resolved_at = row.return_visit_due_at = None  # reopened: a new resolution comes
         if new_status in CLOSED_STATUSES:

@@ -153,3 +153,64 @@ class RestClient:
         )
         with urllib.request.urlopen(request, timeout=60) as response:
             return [m.get("text", "") for m in json.load(response)]
+
+
+class CallbackChannel:
+    """The customer's end of Rasa's callback channel: what the bot (and the agents through
+    it) sent to each conversation, with a way to wait for a message to arrive."""
+
+    def __init__(self) -> None:
+        self.messages: dict[str, list[dict]] = {}
+        self._arrived = threading.Condition(threading.RLock())
+        channel = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802
+                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
+                with channel._arrived:
+                    channel.messages.setdefault(body.get("recipient_id", ""), []).append(body)
+                    channel._arrived.notify_all()
+                self.send_response(200)
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(b"ok")
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+
+    def texts(self, recipient: str) -> list[str]:
+        with self._arrived:
+            return [m.get("text") or "" for m in self.messages.get(recipient, [])]
+
+    def wait_for(self, recipient: str, predicate, timeout: float = 60.0) -> str:
+        """The first text sent to `recipient` for which `predicate` holds, waiting for it."""
+        deadline = time.monotonic() + timeout
+        with self._arrived:
+            while True:
+                found = next((t for t in self.texts(recipient) if predicate(t)), None)
+                if found is not None:
+                    return found
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise AssertionError(f"nothing matching arrived for {recipient}: {self.texts(recipient)}")
+                self._arrived.wait(left)
+
+
+class CallbackCustomer:
+    """A customer writing on the callback channel (answers arrive at the CallbackChannel)."""
+
+    def __init__(self, rasa_url: str, channel: CallbackChannel, sender: str) -> None:
+        self.rasa_url, self.channel, self.sender = rasa_url, channel, sender
+
+    def say(self, text: str) -> None:
+        body = json.dumps({"sender": self.sender, "message": text}).encode()
+        request = urllib.request.Request(
+            self.rasa_url + "/webhooks/callback/webhook", body, {"Content-Type": "application/json"}
+        )
+        with urllib.request.urlopen(request, timeout=60) as response:
+            assert response.status == 200
+
+    def wait_for(self, predicate, timeout: float = 60.0) -> str:
+        return self.channel.wait_for(self.sender, predicate, timeout)
