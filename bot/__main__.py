@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 import urllib.error
@@ -123,6 +124,106 @@ def cmd_chat(args: argparse.Namespace) -> int:
                 print(f"      [{button.get('title')}]")
 
 
+def _console_database(args: argparse.Namespace) -> str | None:
+    """The database URL, if it has the console's tables (else say how to make them)."""
+    from sqlalchemy import inspect
+
+    from bot.db import engine_for
+
+    url = args.database_url or load_settings().database_url
+    if not inspect(engine_for(url)).has_table("staff_users"):
+        print("the database has no console tables yet: run `python -m bot db init` first", file=sys.stderr)
+        return None
+    return url
+
+
+def _new_password(from_stdin: bool) -> str | None:
+    """The new password from one line of stdin, or typed twice at a hidden prompt."""
+    import getpass
+
+    from bot.console.staff import MIN_PASSWORD, WeakPassword, check_password
+
+    if from_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = getpass.getpass("Password: ")
+        if getpass.getpass("Repeat the password: ") != password:
+            print("the two passwords differ", file=sys.stderr)
+            return None
+    try:
+        check_password(password)
+    except WeakPassword:
+        print(f"refused: a password needs at least {MIN_PASSWORD} characters", file=sys.stderr)
+        return None
+    return password
+
+
+def cmd_console_create_user(args: argparse.Namespace) -> int:
+    """Create a staff account of the agents' console (create-admin: an admin)."""
+    from bot.console import staff
+    from bot.db import session_factory
+
+    url = _console_database(args)
+    if url is None:
+        return 2
+    role = "admin" if args.console_command == "create-admin" else args.role
+    password = _new_password(args.password_stdin)
+    if password is None:
+        return 2
+    try:
+        user = staff.create_user(
+            session_factory(url), args.username, args.display_name or args.username, role, password, clock.now()
+        )
+    except staff.UsernameTaken:
+        print(f"refused: a staff user named {args.username!r} exists already", file=sys.stderr)
+        return 1
+    except (staff.InvalidUsername, staff.InvalidRole) as error:
+        print(f"refused: {error}", file=sys.stderr)
+        return 2
+    print(f"created {user.role} {user.username} ({user.display_name})")
+    return 0
+
+
+def cmd_console_ensure_admin(args: argparse.Namespace) -> int:
+    """First run: create the named admin with a random password, printed once; later: nothing."""
+    import secrets
+
+    from bot.console import staff
+    from bot.db import session_factory
+
+    url = _console_database(args)
+    if url is None:
+        return 2
+    sessions = session_factory(url)
+    name = staff.normalize_username(args.username)
+    if any(user.username == name for user in staff.users(sessions)):
+        return 0
+    password = secrets.token_urlsafe(12)
+    try:
+        staff.create_user(sessions, name, args.display_name or "管理员", "admin", password, clock.now())
+    except staff.UsernameTaken:  # created by a concurrent first run
+        return 0
+    print(f"Created the console's admin {name!r}; password (shown only now): {password}")
+    return 0
+
+
+def cmd_console_serve(args: argparse.Namespace) -> int:
+    """Serve the agents' console until stopped (Ctrl+C)."""
+    from bot.console.app import create_app
+    from bot.masking import install_log_masking
+
+    url = _console_database(args)
+    if url is None:
+        return 2
+    os.environ["DATABASE_URL"] = url  # the company data (UTILITY_BACKEND=sql) and the tickets agree
+    install_log_masking()
+    port = args.port or load_settings().console_port
+    app = create_app(url)
+    print(f"agents' console on http://{args.host}:{port}", flush=True)
+    app.run(host=args.host, port=port, access_log=False, motd=False)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bot", description="95598 assistant tools")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -157,6 +258,35 @@ def main(argv: list[str] | None = None) -> int:
     chat.add_argument("--url", default="http://127.0.0.1:5005")
     chat.add_argument("--sender")
     chat.set_defaults(func=cmd_chat)
+
+    console = sub.add_parser("console", help="the agents' console (web): staff accounts and the server")
+    console_sub = console.add_subparsers(dest="console_command", required=True)
+    password_help = "read the password from one line of stdin instead of prompting twice"
+    admin = console_sub.add_parser("create-admin", help="create an admin account (the first one, or another)")
+    admin.add_argument("username")
+    admin.add_argument("--display-name", help="the name shown in the console (default: the username)")
+    admin.add_argument("--password-stdin", action="store_true", help=password_help)
+    admin.add_argument("--database-url")
+    admin.set_defaults(func=cmd_console_create_user)
+    ensure = console_sub.add_parser(
+        "ensure-admin", help="create this admin with a random password (printed once) unless it exists"
+    )
+    ensure.add_argument("username")
+    ensure.add_argument("--display-name", help="the name shown in the console (default: 管理员)")
+    ensure.add_argument("--database-url")
+    ensure.set_defaults(func=cmd_console_ensure_admin)
+    user = console_sub.add_parser("create-user", help="create a staff account with a role")
+    user.add_argument("username")
+    user.add_argument("--role", required=True, choices=["agent", "supervisor", "trainer", "admin"])
+    user.add_argument("--display-name", help="the name shown in the console (default: the username)")
+    user.add_argument("--password-stdin", action="store_true", help=password_help)
+    user.add_argument("--database-url")
+    user.set_defaults(func=cmd_console_create_user)
+    serve = console_sub.add_parser("serve", help="serve the console (default http://127.0.0.1:CONSOLE_PORT, 5080)")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, help="default: CONSOLE_PORT (5080)")
+    serve.add_argument("--database-url")
+    serve.set_defaults(func=cmd_console_serve)
 
     args = parser.parse_args(argv)
     return args.func(args)

@@ -3,7 +3,8 @@
 from alembic import context
 from sqlalchemy import engine_from_config, pool
 
-import bot.handoff.models  # noqa: F401  (each registers its tables)
+import bot.console.models
+import bot.handoff.models
 import bot.models
 import bot.tickets.models  # noqa: F401
 from bot.config import load_settings
