@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Installs everything, loads the demo data, trains if needed, and runs the bot:
-# the action server and the Rasa server (REST and socket.io channels). Ctrl-C stops both.
+# Installs everything, loads the demo data, trains if needed, and runs the bot: the action
+# server, the Rasa server (REST and socket.io channels; its HTTP API behind a token) and
+# the agents' console. Ctrl-C stops them all.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh
@@ -8,12 +9,22 @@ export RASA_TELEMETRY_ENABLED=false
 RASA_PORT=${RASA_PORT:-5005}
 ACTIONS_PORT=${ACTIONS_PORT:-5055}
 RASA_INTERFACE=${RASA_INTERFACE:-127.0.0.1}
+CONSOLE_PORT=${CONSOLE_PORT:-5080}
 
 .venv/bin/python -m bot db init --demo
 bash scripts/train.sh
 
 mkdir -p var
 sed "s#127.0.0.1:5055#127.0.0.1:${ACTIONS_PORT}#" endpoints.yml > var/endpoints.yml
+# the console speaks to customers through Rasa's HTTP API: a token of this installation
+# protects it (set RASA_TOKEN to choose one)
+if [[ -z "${RASA_TOKEN:-}" ]]; then
+  [[ -s var/rasa-token ]] || (umask 077 && .venv/bin/python -c "import secrets; print(secrets.token_urlsafe(32))" > var/rasa-token)
+  RASA_TOKEN=$(cat var/rasa-token)
+fi
+export RASA_TOKEN RASA_URL="http://127.0.0.1:${RASA_PORT}"
+# the first run creates the console's administrator and prints its password once
+.venv/bin/python -m bot console ensure-admin admin
 
 pids=()
 stop() {
@@ -34,7 +45,10 @@ SANIC_HOST=127.0.0.1 SANIC_KEEP_ALIVE_TIMEOUT="${SANIC_KEEP_ALIVE_TIMEOUT:-120}"
 pids+=($!)
 .venv/bin/rasa run --interface "$RASA_INTERFACE" --port "$RASA_PORT" \
   --model models/current.tar.gz --endpoints var/endpoints.yml --credentials credentials.yml \
+  --enable-api --auth-token "$RASA_TOKEN" \
   > var/rasa-server.log 2>&1 &
+pids+=($!)
+.venv/bin/python -m bot console serve --port "$CONSOLE_PORT" > var/console.log 2>&1 &
 pids+=($!)
 # tickets are forwarded to the company's work-order system only when it is configured
 if [[ -n "${HELPDESK_URL:-}" ]]; then
@@ -43,7 +57,8 @@ if [[ -n "${HELPDESK_URL:-}" ]]; then
 fi
 
 echo "Starting the action server and the Rasa server (logs in var/)..."
-until .venv/bin/python -m bot wait --timeout 2 "http://127.0.0.1:${ACTIONS_PORT}/health" "http://127.0.0.1:${RASA_PORT}/" 2>/dev/null; do
+until .venv/bin/python -m bot wait --timeout 2 "http://127.0.0.1:${ACTIONS_PORT}/health" "http://127.0.0.1:${RASA_PORT}/" \
+    "http://127.0.0.1:${CONSOLE_PORT}/login" 2>/dev/null; do
   for pid in "${pids[@]}"; do
     kill -0 "$pid" 2>/dev/null || { echo "A server failed to start; see var/*.log" >&2; exit 1; }
   done
@@ -58,10 +73,12 @@ The bot is ready.
   Or chat in a terminal:
     .venv/bin/python -m bot chat --url http://127.0.0.1:${RASA_PORT}
   Demo accounts: 3201000001 张伟 (phone 13800000001), 3201000002 李娜, 3201000003 王强.
+  Agents' console: http://127.0.0.1:${CONSOLE_PORT}/  (user admin; its password was printed on the
+    first run; more staff: .venv/bin/python -m bot console create-user NAME --role agent)
 Press Ctrl-C to stop.
 MSG
 
-# stay up while both servers run; if one dies, stop the other
+# stay up while the servers run; if one dies, stop the others
 wait -n "${pids[@]}"
 echo "A server stopped unexpectedly; see var/*.log" >&2
 exit 1
