@@ -30,6 +30,7 @@
       options: {
         responsive: true,
         maintainAspectRatio: false,
+        animation: false, // the figures as they are, at once (and in screenshots)
         indexAxis: figure.horizontal ? "y" : "x",
         scales: scales,
         plugins: { legend: { position: "bottom" } }
