@@ -79,7 +79,13 @@ def file_and_tell(
         "status": STATUSES[ticket.status],
     }
     if subject == "handoff":
-        return [SlotSet("filed_ticket", ticket.number), *hand_over(dispatcher, tracker, ticket, contact)]
+        try:
+            return [SlotSet("filed_ticket", ticket.number), *hand_over(dispatcher, tracker, ticket, contact)]
+        except TicketStoreUnavailable:
+            # the ticket is filed but the queue cannot be reached: the ticket's promise holds
+            log.exception("could not queue the handoff of %s", ticket.number)
+            say(dispatcher, tracker, "filed_handoff", **values)
+            return [SlotSet("filed_ticket", ticket.number)]
     say(dispatcher, tracker, f"filed_{subject}" if filed.created else "ticket_existing", **values)
     return [SlotSet("filed_ticket", ticket.number)]
 

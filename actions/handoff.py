@@ -43,7 +43,7 @@ def hand_over(dispatcher: CollectingDispatcher, tracker: Tracker, ticket: Ticket
     if not start.handoff.is_live:
         hours = service.service_hours()
         span = f"{hours[0]:%H:%M}–{hours[1]:%H:%M}" if hours else ""
-        within = duration(start.ticket.sla_due_at - start.ticket.created_at)
+        within = duration(ticket.sla_due_at - ticket.created_at)
         values = {"number": ticket.number, "hours": span, "within": within, "due": due, "contact": contact}
         say(dispatcher, tracker, "handoff_callback", **values)
         return []
@@ -79,14 +79,15 @@ class ActionRelayToAgent(Action):
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict) -> list[dict[str, Any]]:
         text = tracker.latest_message.get("text") or ""
+        mood = int(tracker.get_slot("frustration") or 0)
         try:
             kept = await asyncio.to_thread(
-                service.customer_said, tickets_db(), tracker.sender_id, mask_text(text), clock.now()
+                service.customer_said, tickets_db(), tracker.sender_id, mask_text(text), clock.now(), mood
             )
         except TicketStoreUnavailable:
             log.exception("could not keep a customer's message for the agent")
-            say(dispatcher, tracker, "ticket_store_down")
-            return [SlotSet(HANDOFF_SLOT, None)]
+            say(dispatcher, tracker, "relay_failed")  # the agent still has the conversation
+            return []
         if kept is None:
             # the handoff ended without the bot being told (e.g. Rasa was unreachable then)
             say(dispatcher, tracker, "handoff_over")

@@ -18,9 +18,9 @@ from rasa_sdk.executor import CollectingDispatcher
 from actions.requests import REQUESTS
 from bot import clock, frustration
 from bot.dialogue import asked_before, earlier_fallbacks
-from bot.handoff.names import EXTERNAL_ACTIONS, RATING_SLOT
+from bot.handoff.names import EXTERNAL_ACTIONS, HANDOFF_SLOT, RATING_SLOT
 from bot.handoff.satisfaction import parse_rating
-from bot.handoff.service import record_conversation
+from bot.handoff.service import live_handoff, record_conversation
 from bot.tickets.categories import infer_category
 from bot.tickets.errors import TicketStoreUnavailable
 from bot.tickets.service import recent_complaint, tickets_db
@@ -40,7 +40,7 @@ class ActionReadTurn(Action):
         intent = message.get("intent", {}).get("name")
         if intent in EXTERNAL_ACTIONS:
             return []  # an agent's or a reminder's turn, not the customer's
-        events = await asyncio.to_thread(_start_and_rating, tracker, text)
+        events = await asyncio.to_thread(_conversation_state, tracker, text)
         conversation = frustration.Conversation(
             fallbacks_in_a_row=earlier_fallbacks(tracker.events) + (intent == "nlu_fallback"),
             repeated_question=asked_before(tracker.events, REQUESTS),
@@ -55,9 +55,10 @@ class ActionReadTurn(Action):
         return events
 
 
-def _start_and_rating(tracker: Tracker, text: str) -> list[dict[str, Any]]:
-    """Count the conversation on its first turn (containment); and when the bot asked for a
-    satisfaction score, let only a score through (anything else is a new request)."""
+def _conversation_state(tracker: Tracker, text: str) -> list[dict[str, Any]]:
+    """Count the conversation on its first turn (containment); when the bot asked for a
+    satisfaction score, let only a score through (anything else is a new request); and
+    put an agent's live conversation back in charge if the slot was lost."""
     events = []
     if not tracker.get_slot("conversation_counted"):
         try:
@@ -69,6 +70,15 @@ def _start_and_rating(tracker: Tracker, text: str) -> list[dict[str, Any]]:
             log.warning("could not count the conversation")
     if tracker.get_slot(RATING_SLOT) and parse_rating(text) is None:
         events.append(SlotSet(RATING_SLOT, None))
+    if not tracker.get_slot(HANDOFF_SLOT):
+        # the database decides who has the conversation: a new session (after two idle
+        # hours) forgets the slot, but an agent still has the customer
+        try:
+            live = live_handoff(tickets_db(), tracker.sender_id)
+        except TicketStoreUnavailable:
+            live = None
+        if live is not None:
+            events.append(SlotSet(HANDOFF_SLOT, live.ticket_number))
     return events
 
 

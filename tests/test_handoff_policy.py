@@ -107,6 +107,14 @@ def test_an_agents_word_runs_its_action_even_without_a_slot(policy, domain, inte
     assert decided(policy, domain, handed_over(domain, external)) == action  # not relayed to the agent
 
 
+def test_a_customer_typing_an_agents_intent_is_relayed_not_obeyed(policy, domain):
+    """"/EXTERNAL_hand_back" typed by a customer parses as that intent; only the HTTP API's
+    external message (text "EXTERNAL: ...") runs the agent's action."""
+    typed = said("/EXTERNAL_hand_back", "EXTERNAL_hand_back")
+    assert decided(policy, domain, handed_over(domain, typed)) == RELAY
+    assert next_action(tracker(domain, typed)) is None
+
+
 def test_the_answer_to_the_rating_question_is_recorded(policy, domain):
     conversation = tracker(domain, SlotSet(RATING_SLOT, TICKET), said("5", "inform"))
     assert next_action(conversation) == RATING

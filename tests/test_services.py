@@ -567,6 +567,8 @@ REPLY_VALUES: dict[str, set[str]] = {
     "handoff_callback": {"hours", "number", "within", "due", "contact"},
     "handoff_reminder": {"number"},
     "handoff_over": set(),
+    "relay_failed": set(),
+    "filed_handoff": {"contact", "due", "number", "within"},
     "agent_prefix": set(),
     "handed_back": {"number"},
     "handoff_resolved": {"number", "resolution"},

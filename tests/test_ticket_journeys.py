@@ -1073,3 +1073,18 @@ def test_a_handoff_that_ended_unseen_gives_the_conversation_back(start):
     chat.says("还在吗", "inform").run(ActionRelayToAgent())
     (over,) = chat.said
     assert is_variant(over, "handoff_over") and chat.slots["handoff_ticket"] is None
+
+
+def test_a_new_session_finds_the_agent_still_on_the_line(start):
+    """Two idle hours start a new session without the slots; the database still says an
+    agent has the conversation, so the bot stays silent and the agent gets the message."""
+    chat = start(account_number=LI_NA)
+    chat.says("转人工", "request_human")
+    chat.run(ActionOpenTicket())
+    chat.form()
+    number = chat.slots["handoff_ticket"]
+    chat.slots["handoff_ticket"] = None  # what the new session forgot
+    chat.says("还有人在吗", "greet")
+    assert chat.slots["handoff_ticket"] == number
+    assert chat.run(ActionRelayToAgent()) == [] and chat.said == []
+    assert handoff.messages(tickets_db(), number)[-1].text == "还有人在吗"

@@ -65,14 +65,16 @@ def access(user: StaffUser, ticket: Ticket, handoff: Handoff | None) -> Access:
     mine = holder == user.username
     act = ticket.status != "closed" and (mine or may(user, "override"))
     live = handoff is not None and handoff.is_live
-    waiting_for_me = mine and handoff is not None and handoff.status == "waiting"
+    waiting = handoff is not None and handoff.status == "waiting"
+    waiting_for_me = mine and waiting
     return Access(
         holder=holder,
         mine=mine,
         act=act,
         reply=act and live and not waiting_for_me,
         resolve=act and ticket.is_open,
-        claim=ticket.is_open and (holder is None or waiting_for_me),
+        # a customer waiting on the line can be taken by any agent, even on a held ticket
+        claim=ticket.is_open and (holder is None or waiting),
     )
 
 
@@ -142,6 +144,8 @@ def customer(sessions: sessionmaker, ticket: Ticket, moment: datetime) -> dict:
     """The account behind the ticket, its last three bills, outages in its area and the
     customer's other open tickets; personal data masked."""
     context: dict = {"account": None, "bills": [], "outages": [], "area": None, "problem": None}
+    # the place of a hazard is a street corner; the address on file is personal data
+    context["place"] = mask_address(ticket.place) if ticket.place and ticket.account_number else ticket.place
     utility = utility_data()
     try:
         account = utility.account(ticket.account_number) if ticket.account_number else None
@@ -156,6 +160,8 @@ def customer(sessions: sessionmaker, ticket: Ticket, moment: datetime) -> dict:
                 "key_account": account.key_account,
             }
             context["bills"] = utility.bills(account.number, 3)
+            if ticket.place != account.address:
+                context["place"] = ticket.place
         if area:
             context["area"] = area
             context["outages"] = utility.outages(area, moment)

@@ -63,6 +63,8 @@ def _row(item: QueueItem, names: dict[str, str], username: str) -> dict:
         "holder": holder,
         "holder_name": names.get(holder, holder) if holder else None,
         "mine": holder == username,
+        # a customer waiting on the line can be taken by any agent, even on a held ticket
+        "claimable": holder is None or state == "waiting",
         "sla_due_at": ticket.sla_due_at.isoformat(),
         "created_at": ticket.created_at.isoformat(),
         "summary": short(ticket.description, 40),

@@ -42,8 +42,13 @@ def reply(
     except RasaUnavailable as error:
         service.message_failed(sessions, message.id, str(error))
         return replace(message, error=str(error))
-    delivered = next((m for m in service.messages(sessions, number, message.id - 1) if m.id == message.id), message)
-    return delivered
+    sent = next(m for m in service.messages(sessions, number, message.id - 1) if m.id == message.id)
+    if sent.delivered_at is None:
+        # Rasa answers 200 even when its action call failed (the action server is down)
+        error = "对话服务未能送达，请稍后重新发送"
+        service.message_failed(sessions, message.id, error)
+        return replace(sent, error=error)
+    return sent
 
 
 def hand_back(sessions: sessionmaker, number: str, agent: str, now: datetime) -> Handoff:

@@ -19,7 +19,7 @@ from rasa.engine.graph import ExecutionContext
 from rasa.engine.recipes.default_recipe import DefaultV1Recipe
 from rasa.engine.storage.resource import Resource
 from rasa.engine.storage.storage import ModelStorage
-from rasa.shared.core.constants import ACTION_LISTEN_NAME
+from rasa.shared.core.constants import ACTION_LISTEN_NAME, EXTERNAL_MESSAGE_PREFIX
 from rasa.shared.core.domain import Domain
 from rasa.shared.core.events import ActionExecuted, UserUttered
 from rasa.shared.core.generator import TrackerWithCachedStates
@@ -39,7 +39,8 @@ def next_action(tracker: DialogueStateTracker) -> str | None:
     if not isinstance(last, UserUttered):
         return None
     intent = last.intent_name or ""
-    if intent in EXTERNAL_ACTIONS:
+    # only the HTTP API says EXTERNAL_ intents; a customer typing "/EXTERNAL_hand_back" does not
+    if intent in EXTERNAL_ACTIONS and (last.text or "").startswith(EXTERNAL_MESSAGE_PREFIX):
         return EXTERNAL_ACTIONS[intent]
     if tracker.get_slot(HANDOFF_SLOT):
         return RELAY

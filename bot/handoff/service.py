@@ -13,25 +13,28 @@ Every function takes the `sessions` factory first and the time as a naive local 
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
 import statistics
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 
-from sqlalchemy import case, func, or_, select, update
+from sqlalchemy import case, func, or_, select, true, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.config import load_settings
 from bot.handoff.errors import AlreadyClaimed, NotLive, NotYours
 from bot.handoff.models import ConversationRow, HandoffMessageRow, HandoffRow
-from bot.tickets.models import TicketEventRow, TicketRow
+from bot.tickets.errors import IllegalTransition
+from bot.tickets.models import TicketRow
 from bot.tickets.priority import PRIORITIES
 from bot.tickets.records import CLOSED_STATUSES, Ticket
-from bot.tickets.store import read, row_by_number, to_json, view, write
-from bot.tickets.workflow import change_status, record_return_visit
+from bot.tickets.store import read, row_by_number, view, write
+from bot.tickets.workflow import change_status, record_event, record_return_visit
 
+log = logging.getLogger(__name__)
 LIVE = ("waiting", "active")
 # a wait is estimated only from enough recent pick-ups to mean something
 WAIT_SAMPLE, WAIT_MIN_SAMPLES, WAIT_LOOKBACK_DAYS = 50, 3, 7
@@ -96,8 +99,13 @@ def service_hours() -> tuple[time, time] | None:
     spec = load_settings().handoff_hours
     if not spec:
         return None
-    opens, closes = (part.strip() for part in spec.split("-"))
-    return _clock(opens), _clock(closes)
+    try:
+        opens, closes = (part.strip() for part in spec.split("-"))
+        return _clock(opens), _clock(closes)
+    except ValueError:
+        # a typo in the setting must not silence the bot: agents are then always online
+        log.error("HANDOFF_HOURS=%r is not HH:MM-HH:MM; handoffs are live around the clock", spec)
+        return None
 
 
 def in_service_hours(now: datetime) -> bool:
@@ -140,7 +148,7 @@ def start(
         session.add(row)
         session.flush()
         kind = "handoff_queued" if live else "handoff_callback"
-        _event(session, ticket, "bot", now, kind, {"handoff": row.id, "reason": reason})
+        record_event(session, ticket, "bot", now, kind, {"handoff": row.id, "reason": reason})
         return _handoff(row, ticket.number)
 
     try:
@@ -197,14 +205,19 @@ def wait_estimate(sessions: sessionmaker, position: int, now: datetime) -> int |
     return max(1, math.ceil(statistics.median(waits) * position / 60))
 
 
-def customer_said(sessions: sessionmaker, conversation_id: str, text: str, now: datetime) -> HandoffMessage | None:
-    """Keep a customer's message for the agent; None when no handoff is live."""
+def customer_said(
+    sessions: sessionmaker, conversation_id: str, text: str, now: datetime, frustration: int = 0
+) -> HandoffMessage | None:
+    """Keep a customer's message for the agent; None when no handoff is live. The ticket
+    keeps the customer's worst mood (0-3), so the agent sees it rise during the chat."""
 
     def work(session: Session) -> HandoffMessage | None:
         row = _live_row(session, conversation_id)
         if row is None:
             return None
         row.last_customer_at = now
+        ticket = session.get(TicketRow, row.ticket_id)
+        ticket.frustration = max(ticket.frustration, min(3, frustration))
         return _add_message(session, row.id, now, "customer", None, text)
 
     return write(sessions, work)
@@ -326,16 +339,25 @@ def messages(sessions: sessionmaker, number: str, after_id: int = 0) -> list[Han
 
 def claim(sessions: sessionmaker, number: str, agent: str, now: datetime) -> Ticket:
     """Give the ticket (and its live conversation) to `agent`. Exactly one of two agents
-    claiming at once wins: the update only applies while nobody holds the ticket."""
+    claiming at once wins: a customer waiting on the line goes to whoever takes the
+    waiting handoff first (even on a ticket someone else held before: the customer asked
+    for a person again); a ticket without one, only while nobody holds it."""
 
     def work(session: Session) -> Ticket:
         ticket = row_by_number(session, number)
+        if ticket.status in CLOSED_STATUSES:
+            raise AlreadyClaimed(ticket.number, ticket.assigned_agent)
+        took_call = session.execute(
+            update(HandoffRow)
+            .where(HandoffRow.ticket_id == ticket.id, HandoffRow.status == "waiting")
+            .values(status="active", claimed_by=agent, claimed_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        holder = or_(TicketRow.assigned_agent.is_(None), TicketRow.assigned_agent == agent)
         taken = session.execute(
             update(TicketRow)
             .where(TicketRow.id == ticket.id)
-            # nobody holds it, or this agent already does (the customer asked for a person again)
-            .where(or_(TicketRow.assigned_agent.is_(None), TicketRow.assigned_agent == agent))
-            .where(TicketRow.status.not_in(CLOSED_STATUSES))
+            .where(true() if took_call.rowcount else holder)
             .values(
                 assigned_agent=agent,
                 status=case((TicketRow.status == "new", "assigned"), else_=TicketRow.status),
@@ -344,16 +366,10 @@ def claim(sessions: sessionmaker, number: str, agent: str, now: datetime) -> Tic
             .execution_options(synchronize_session=False)
         )
         if taken.rowcount != 1:
-            holder = session.scalar(select(TicketRow.assigned_agent).where(TicketRow.id == ticket.id))
-            raise AlreadyClaimed(ticket.number, holder)
-        session.execute(
-            update(HandoffRow)
-            .where(HandoffRow.ticket_id == ticket.id, HandoffRow.status == "waiting")
-            .values(status="active", claimed_by=agent, claimed_at=now)
-            .execution_options(synchronize_session=False)
-        )
+            holder_now = session.scalar(select(TicketRow.assigned_agent).where(TicketRow.id == ticket.id))
+            raise AlreadyClaimed(ticket.number, holder_now)
         session.refresh(ticket)
-        _event(session, ticket, f"agent:{agent}", now, "claimed", {"agent": agent})
+        record_event(session, ticket, f"agent:{agent}", now, "claimed", {"agent": agent})
         return view(ticket)
 
     return write(sessions, work)
@@ -374,11 +390,12 @@ def add_agent_message(
             raise NotLive(f"ticket {ticket.number} has no live conversation")
         if row.claimed_by != agent and not override:
             raise NotYours(f"ticket {ticket.number} is held by {row.claimed_by or 'nobody'}")
+        actor = f"agent:{agent}"
         if ticket.status == "assigned":
             ticket.status = "in_progress"
-            _event(session, ticket, f"agent:{agent}", now, "status_changed", {"from": "assigned", "to": "in_progress"})
+            record_event(session, ticket, actor, now, "status_changed", {"from": "assigned", "to": "in_progress"})
         message = _add_message(session, row.id, now, "agent", agent, text)
-        _event(session, ticket, f"agent:{agent}", now, "agent_reply", {"message": message.id, "chars": len(text)})
+        record_event(session, ticket, actor, now, "agent_reply", {"message": message.id, "chars": len(text)})
         return message
 
     return write(sessions, work)
@@ -386,7 +403,8 @@ def add_agent_message(
 
 def message_failed(sessions: sessionmaker, message_id: int, error: str) -> None:
     def work(session: Session) -> None:
-        session.get(HandoffMessageRow, message_id).error = error
+        row = session.get(HandoffMessageRow, message_id)
+        row.error, row.delivered_at = error, None  # sent again with the next reply
 
     write(sessions, work)
 
@@ -403,24 +421,25 @@ def end(sessions: sessionmaker, number: str, agent: str, now: datetime, reason: 
             return None
         row.status, row.live_key = "ended", None
         row.ended_at, row.ended_by, row.end_reason = now, agent, reason
-        _event(session, ticket, f"agent:{agent}", now, f"handoff_{reason}", {"handoff": row.id})
+        record_event(session, ticket, f"agent:{agent}", now, f"handoff_{reason}", {"handoff": row.id})
         return _handoff(row, ticket.number)
 
     return write(sessions, work)
 
 
 def resolve(sessions: sessionmaker, number: str, agent: str, resolution: str, now: datetime) -> Ticket:
-    """Resolve the ticket with the text the customer receives; the return visit falls due."""
-    ticket = change_status(sessions, number, "resolved", f"agent:{agent}", now, note=resolution)
+    """Resolve the ticket with the text the customer receives; the return visit falls due.
+    The live conversation ends first: should resolving then fail, the customer is back with
+    the bot and the agent can resolve again, rather than talking to nobody."""
     end(sessions, number, agent, now, "resolved")
-    return ticket
+    return change_status(sessions, number, "resolved", f"agent:{agent}", now, note=resolution)
 
 
 def record_pii_view(sessions: sessionmaker, number: str, agent: str, now: datetime, what: str) -> None:
     """An agent pressed "显示" on the customer's personal data: the history says who saw what."""
 
     def work(session: Session) -> None:
-        _event(session, row_by_number(session, number), f"agent:{agent}", now, "pii_shown", {"what": what})
+        record_event(session, row_by_number(session, number), f"agent:{agent}", now, "pii_shown", {"what": what})
 
     write(sessions, work)
 
@@ -449,6 +468,9 @@ def close_return_visit(
     verdict = "满意" if satisfied else "不满意"
     result = f"{verdict}：{notes.strip()}" if notes.strip() else verdict
     actor = f"agent:{agent}"
+    ticket = read(sessions, lambda session: view(row_by_number(session, number)))
+    if ticket.status != "resolved" or ticket.return_visit_result is not None:
+        raise IllegalTransition(f"ticket {ticket.number} is not awaiting a return visit ({ticket.status})")
     # the move first: it refuses a ticket no longer awaiting its visit before anything is recorded
     change_status(sessions, number, "closed" if satisfied else "in_progress", actor, now, note=result)
     return record_return_visit(sessions, number, actor, now, result=result)
@@ -502,8 +524,7 @@ def _last_messages(session: Session, handoff_ids: list[int]) -> dict[int, Handof
 
 
 def _queue_order(item: QueueItem) -> tuple:
-    live_first = 0 if item.handoff is not None and item.handoff.is_live else 1
-    return (PRIORITIES.index(item.ticket.priority), live_first, item.ticket.sla_due_at, item.ticket.id)
+    return (PRIORITIES.index(item.ticket.priority), item.ticket.sla_due_at, item.ticket.id)
 
 
 def _add_message(
@@ -513,12 +534,6 @@ def _add_message(
     session.add(row)
     session.flush()
     return _message(row)
-
-
-def _event(session: Session, ticket: TicketRow, actor: str, now: datetime, kind: str, detail: dict) -> None:
-    ticket.updated_at = now
-    session.add(TicketEventRow(ticket_id=ticket.id, at=now, actor=actor, kind=kind, detail=to_json(detail)))
-    session.flush()
 
 
 def _handoff(row: HandoffRow, number: str) -> Handoff:

@@ -64,7 +64,7 @@ def change_status(
         detail: dict[str, Any] = {"from": old, "to": new_status}
         if note:
             detail["note"] = note
-        return _changed(session, row, actor, now, "status_changed", detail)
+        return record_event(session, row, actor, now, "status_changed", detail)
 
     return write(sessions, work)
 
@@ -79,7 +79,7 @@ def assign(sessions: sessionmaker, number: str, agent: str, actor: str, now: dat
             _check_move(row.number, old_status, "assigned")
         row.status, row.assigned_agent = "assigned", agent
         detail = {"agent": agent, "from_agent": old_agent, "from": old_status}
-        return _changed(session, row, actor, now, "assigned", detail)
+        return record_event(session, row, actor, now, "assigned", detail)
 
     return write(sessions, work)
 
@@ -116,7 +116,7 @@ def update_ticket(
         if "priority" in changes:
             row.sla_due_at = sla_due(row.priority, row.created_at)
             changes["sla_due_at"] = {"to": row.sla_due_at.isoformat()}
-        return _changed(session, row, actor, now, "updated", changes)
+        return record_event(session, row, actor, now, "updated", changes)
 
     return write(sessions, work)
 
@@ -125,7 +125,7 @@ def add_note(sessions: sessionmaker, number: str, actor: str, text: str, now: da
     """A remark in the ticket's history (the ticket itself does not change)."""
     return write(
         sessions,
-        lambda session: _changed(session, row_by_number(session, number), actor, now, "note", {"text": text}),
+        lambda session: record_event(session, row_by_number(session, number), actor, now, "note", {"text": text}),
     )
 
 
@@ -144,7 +144,7 @@ def set_callback_phone(sessions: sessionmaker, number: str, phone: str, actor: s
         old = row.callback_phone
         row.callback_phone = phone
         detail = {"from": mask_phone(old) if old else None, "to": mask_phone(phone)}
-        return _changed(session, row, actor, now, "callback_phone_changed", detail)
+        return record_event(session, row, actor, now, "callback_phone_changed", detail)
 
     return write(sessions, work)
 
@@ -176,7 +176,7 @@ def record_return_visit(
         row = row_by_number(session, number, lock=True)
         for name, value in changes.items():
             setattr(row, name, value)
-        return _changed(session, row, actor, now, "return_visit", changes)
+        return record_event(session, row, actor, now, "return_visit", changes)
 
     return write(sessions, work)
 
@@ -191,7 +191,7 @@ def record_satisfaction(
     def work(session: Session) -> Ticket:
         row = row_by_number(session, number, lock=True)
         row.satisfaction, row.satisfaction_comment = score, comment or None
-        return _changed(session, row, "customer", now, "satisfaction", {"score": score, "comment": comment})
+        return record_event(session, row, "customer", now, "satisfaction", {"score": score, "comment": comment})
 
     return write(sessions, work)
 
@@ -239,7 +239,8 @@ def _reopen_key(session: Session, row: TicketRow) -> None:
         row.open_key = key
 
 
-def _changed(session: Session, row: TicketRow, actor: str, now: datetime, kind: str, detail: dict) -> Ticket:
+def record_event(session: Session, row: TicketRow, actor: str, now: datetime, kind: str, detail: dict) -> Ticket:
+    """Append to the ticket's history (inside a write transaction) and touch the ticket."""
     row.updated_at = now
     session.add(TicketEventRow(ticket_id=row.id, at=now, actor=actor, kind=kind, detail=to_json(detail)))
     session.flush()

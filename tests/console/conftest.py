@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from urllib.parse import unquote
 
 import pytest
 import requests
@@ -35,10 +36,13 @@ CSRF_META = re.compile(r'<meta name="csrf-token" content="([^"]*)">')
 
 class FakeRasa:
     """Answers the Rasa HTTP API's trigger_intent like a healthy server (200), or, when
-    `up` is False, like one in trouble (503); remembers what it was asked."""
+    `up` is False, like one in trouble (503); remembers what it was asked. Healthy, it
+    does what action_agent_reply does on the database: the agent's lines are delivered
+    (tests/e2e runs the real Rasa and action servers)."""
 
-    def __init__(self) -> None:
+    def __init__(self, database_url: str) -> None:
         self.up = True
+        sessions = session_factory(database_url)
         self.calls: list[tuple[str, dict]] = []
         rasa = self
 
@@ -46,8 +50,13 @@ class FakeRasa:
             def do_POST(self) -> None:  # noqa: N802
                 length = int(self.headers.get("Content-Length", "0"))
                 body = json.loads(self.rfile.read(length) or b"{}")
-                rasa.calls.append((self.path.split("?")[0], body))
+                path = self.path.split("?")[0]
+                rasa.calls.append((path, body))
                 status, reply = (200, b"{}") if rasa.up else (503, b'{"error": "down"}')
+                if rasa.up and body.get("name") == "EXTERNAL_agent_reply":
+                    conversation = unquote(path.split("/")[2])
+                    for message in service.undelivered(sessions, conversation):
+                        service.delivered(sessions, message.id, clock.now())
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(reply)))
@@ -170,7 +179,7 @@ class Browser:
 
 
 def start_console(database_url: str, log_dir: Path, **env: str) -> Console:
-    rasa = FakeRasa()
+    rasa = FakeRasa(database_url)
     port = free_port()
     log_path = log_dir / f"console-{port}.log"
     log = log_path.open("w", encoding="utf-8")

@@ -57,7 +57,7 @@
     tr.appendChild(last);
 
     var actions = cell("操作", "actions");
-    if (!item.holder) {
+    if (item.claimable) {
       var form = C.el("form", "claim-form");
       form.method = "post";
       form.action = href + "/claim";
