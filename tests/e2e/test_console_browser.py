@@ -197,11 +197,9 @@ def test_two_agents_claim_at_once_one_wins_the_other_is_told(
     second.wait_for_load_state()
 
     def won(page: Page) -> bool:
-        page.wait_for_function(
-            "() => location.pathname.startsWith('/tickets/') || "
-            "(document.querySelector('#queue-message') || {}).textContent",
-            timeout=15_000,
-        )
+        # the conversation view (the winner), or the queue telling who was first (the loser);
+        # locators, not a JS predicate: the console's CSP forbids evaluating strings
+        page.locator("#transcript").or_(page.locator("#queue-message:not(:empty)")).first.wait_for(timeout=15_000)
         return f"/tickets/{number}" in page.url
 
     results = [won(first), won(second)]
