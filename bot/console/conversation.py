@@ -108,6 +108,9 @@ def state_view(ticket: Ticket, handoff: Handoff | None, names: dict[str, str]) -
         "state_name": labels.handoff_state(state),
         "holder": ticket.assigned_agent,
         "holder_name": names.get(ticket.assigned_agent, ticket.assigned_agent) if ticket.assigned_agent else None,
+        # the customer's mood rises during the chat (the ticket keeps the worst)
+        "frustration": ticket.frustration,
+        "frustration_word": labels.frustration_word(ticket.frustration),
     }
 
 

@@ -155,6 +155,8 @@ def test_an_agent_takes_a_conversation_from_queue_to_satisfaction(
 
     customer.say("好的，我在线等")
     page.wait_for_selector('#transcript .line.customer:has-text("我在线等")', timeout=30_000)
+    customer.say("你们到底管不管！！！气死我了")  # the agent sees the mood rise, live
+    page.wait_for_selector("#frustration.level-2, #frustration.level-3", timeout=30_000)
     attack = '<script>window.__xss=1</script><img src=x onerror="window.__xss=2">'
     customer.say(attack)
     line = page.wait_for_selector('#transcript .line.customer:has-text("window.__xss")', timeout=30_000)

@@ -51,6 +51,11 @@
       handoff.className = "state state-" + (s.state || "none");
     }
     if (holder) holder.textContent = s.holder_name || "未接单";
+    var mood = document.getElementById("frustration");
+    if (mood) {
+      mood.textContent = s.frustration_word + "（" + s.frustration + "/3）";
+      mood.className = "frustration level-" + s.frustration;
+    }
   }
 
   var stream = article.getAttribute("data-stream") + "?after=" + encodeURIComponent(article.getAttribute("data-after"));
