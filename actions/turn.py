@@ -21,6 +21,7 @@ from bot.dialogue import asked_before, earlier_fallbacks
 from bot.handoff.names import EXTERNAL_ACTIONS, HANDOFF_SLOT, RATING_SLOT
 from bot.handoff.satisfaction import parse_rating
 from bot.handoff.service import live_handoff, record_conversation
+from bot.known_customer import vouched_account
 from bot.tickets.categories import infer_category
 from bot.tickets.errors import TicketStoreUnavailable
 from bot.tickets.service import recent_complaint, tickets_db
@@ -57,8 +58,9 @@ class ActionReadTurn(Action):
 
 def _conversation_state(tracker: Tracker, text: str) -> list[dict[str, Any]]:
     """Count the conversation on its first turn (containment); when the bot asked for a
-    satisfaction score, let only a score through (anything else is a new request); and
-    put an agent's live conversation back in charge if the slot was lost."""
+    satisfaction score, let only a score through (anything else is a new request); take
+    the 户号 a channel vouches for; and put an agent's live conversation back in charge if
+    the slot was lost."""
     events = []
     if not tracker.get_slot("conversation_counted"):
         try:
@@ -70,6 +72,10 @@ def _conversation_state(tracker: Tracker, text: str) -> list[dict[str, Any]]:
             log.warning("could not count the conversation")
     if tracker.get_slot(RATING_SLOT) and parse_rating(text) is None:
         events.append(SlotSet(RATING_SLOT, None))
+    known = vouched_account(tracker.latest_message.get("metadata"))
+    if known and tracker.get_slot("verified_account") != known:
+        # the website's signed-in customer, a WeChat follower bound to a 户号: no questions
+        events += [SlotSet("account_number", known), SlotSet("verified_account", known)]
     if not tracker.get_slot(HANDOFF_SLOT):
         # the database decides who has the conversation: a new session (after two idle
         # hours) forgets the slot, but an agent still has the customer

@@ -38,6 +38,8 @@ class Settings:
     # and when a customer nobody has picked up yet is told once that someone is coming
     handoff_hours: str
     handoff_reminder_seconds: int
+    # the key channels sign a known customer's 户号 with (bot/known_customer.py); empty = off
+    customer_token_secret: str
 
 
 def load_settings() -> Settings:
@@ -64,4 +66,5 @@ def load_settings() -> Settings:
         rasa_timeout_seconds=float(os.environ.get("RASA_TIMEOUT_SECONDS", "10")),
         handoff_hours=os.environ.get("HANDOFF_HOURS", "").strip(),
         handoff_reminder_seconds=int(os.environ.get("HANDOFF_REMINDER_SECONDS", "180")),
+        customer_token_secret=os.environ.get("CUSTOMER_TOKEN_SECRET", ""),
     )

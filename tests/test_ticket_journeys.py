@@ -57,6 +57,7 @@ from bot.db import engine_for, session_factory
 from bot.dialogue import bot_texts
 from bot.frustration import UPSET
 from bot.handoff import service as handoff
+from bot.known_customer import vouch
 from bot.replies import catalogue, render_scripted, scripted
 from bot.tickets.categories import CATEGORIES, STATUSES
 from bot.tickets.records import Ticket
@@ -112,13 +113,25 @@ class Chat:
         """What the bot has said since the customer's latest message."""
         return self.turns[-1]
 
-    def says(self, text: str, intent: str, entities: list[dict[str, Any]] | None = None, **candidates: Any) -> Chat:
+    def says(
+        self,
+        text: str,
+        intent: str,
+        entities: list[dict[str, Any]] | None = None,
+        metadata: dict[str, Any] | None = None,
+        **candidates: Any,
+    ) -> Chat:
         """The customer's message; the slots its entities fill (`candidates`, as the
         domain's from_entity mappings would); then action_read_turn's slots (frustration,
         a stale offer dropped), as Rasa's action_extract_slots adds them."""
         if self.turns:
             self.check_turn()
-        self.latest = {"text": text, "intent": {"name": intent, "confidence": 0.93}, "entities": entities or []}
+        self.latest = {
+            "text": text,
+            "intent": {"name": intent, "confidence": 0.93},
+            "entities": entities or [],
+            "metadata": metadata or {},
+        }
         user = {"event": "user", "text": text, "parse_data": self.latest, "input_channel": "rest"}
         self.events += [{"event": "action", "name": "action_listen"}, {**user, "timestamp": time.time()}]
         self.turns.append([])
@@ -1088,3 +1101,25 @@ def test_a_new_session_finds_the_agent_still_on_the_line(start):
     assert chat.slots["handoff_ticket"] == number
     assert chat.run(ActionRelayToAgent()) == [] and chat.said == []
     assert handoff.messages(tickets_db(), number)[-1].text == "还有人在吗"
+
+
+# --- a customer the channel knows (the website's signed-in customer, a bound WeChat follower) ---
+
+
+def test_a_customer_the_channel_vouches_for_needs_no_account_or_identity_question(start, monkeypatch):
+    monkeypatch.setenv("CUSTOMER_TOKEN_SECRET", "journey-secret")
+    chat = start()
+    chat.says("查电费", "query_bill", metadata={"customer": vouch(ZHANG_WEI, "website")})
+    assert (chat.slots["account_number"], chat.slots["verified_account"]) == (ZHANG_WEI, ZHANG_WEI)
+    chat.utter("utter_ok")
+
+
+@pytest.mark.parametrize("secret", ["journey-secret", ""])
+def test_a_forged_or_unsigned_customer_is_not_trusted(start, monkeypatch, secret):
+    monkeypatch.setenv("CUSTOMER_TOKEN_SECRET", "the-other-key")
+    forged = vouch(ZHANG_WEI, "wechat")  # signed with a key the bot does not have
+    monkeypatch.setenv("CUSTOMER_TOKEN_SECRET", secret)
+    chat = start()
+    chat.says("查电费", "query_bill", metadata={"customer": forged})
+    assert chat.slots.get("verified_account") is None and chat.slots.get("account_number") is None
+    chat.utter("utter_ok")
