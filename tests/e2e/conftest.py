@@ -39,6 +39,8 @@ ARTIFACTS = PROJECT / "tests" / "artifacts"
 RASA_TOKEN = "e2e-token"
 # the one reminder to a customer nobody has picked up, soon enough to be seen in a test
 REMINDER_SECONDS = 6
+# the key channels sign a known customer's 户号 with (bot/known_customer.py)
+CUSTOMER_SECRET = "e2e-customer-secret"
 
 
 @dataclass
@@ -139,6 +141,7 @@ def _serve(
         "UTILITY_RETRIES": "1",
         "RASA_TELEMETRY_ENABLED": "false",
         "HANDOFF_REMINDER_SECONDS": str(REMINDER_SECONDS),
+        "CUSTOMER_TOKEN_SECRET": CUSTOMER_SECRET,
         **ACTION_SERVER_ENV,
     }
     actions = start(
