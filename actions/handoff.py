@@ -18,6 +18,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from actions.context import say
 from bot import clock
 from bot.config import load_settings
+from bot.dialogue import customer_texts
 from bot.handoff import service
 from bot.handoff.names import HANDOFF_SLOT, RATING_SLOT
 from bot.handoff.satisfaction import parse_rating
@@ -78,7 +79,9 @@ class ActionRelayToAgent(Action):
         return "action_relay_to_agent"
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict) -> list[dict[str, Any]]:
-        text = tracker.latest_message.get("text") or ""
+        # the customer's own words, as typed: the NLU's copy is normalised and cut at 300 characters
+        typed = customer_texts(tracker.events)
+        text = typed[-1] if typed else tracker.latest_message.get("text") or ""
         mood = int(tracker.get_slot("frustration") or 0)
         try:
             kept = await asyncio.to_thread(
