@@ -39,7 +39,8 @@ def vouched_account(metadata: dict[str, Any] | None) -> str | None:
     source, expires, signature = customer.get("source"), customer.get("expires"), customer.get("signature")
     if not number or source not in SOURCES or not isinstance(expires, int) or not isinstance(signature, str):
         return None
-    if expires < time.time() or not hmac.compare_digest(signature, _signature(number, source, expires)):
+    expected = _signature(number, source, expires)
+    if expires < time.time() or not hmac.compare_digest(signature.encode(), expected.encode()):
         return None
     return number
 

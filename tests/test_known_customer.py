@@ -51,3 +51,8 @@ def test_without_a_secret_nothing_is_trusted(monkeypatch):
 def test_only_known_channels_vouch():
     with pytest.raises(ValueError):
         vouch("3201000001", "rest")
+
+
+def test_a_signature_in_other_characters_is_refused_not_a_crash():
+    token = {**vouch("3201000001", "website"), "signature": "签名" * 32}
+    assert vouched_account({"customer": token}) is None
