@@ -224,6 +224,24 @@ def cmd_console_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_website_serve(args: argparse.Namespace) -> int:
+    """Serve the public website with the chat widget until stopped (Ctrl+C)."""
+    from bot.masking import install_log_masking
+    from bot.website.app import create_app
+
+    if args.database_url:
+        os.environ["DATABASE_URL"] = args.database_url  # the sign-in's company data and identity checks
+    settings = load_settings()
+    if not settings.customer_token_secret:
+        print("CUSTOMER_TOKEN_SECRET is not set: the website's sign-in is off", file=sys.stderr)
+    install_log_masking()
+    port = args.port or settings.website_port
+    app = create_app(settings)
+    print(f"website with the chat widget on http://{args.host}:{port} (Rasa at {settings.rasa_public_url})", flush=True)
+    app.run(host=args.host, port=port, access_log=False, motd=False)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bot", description="95598 assistant tools")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -287,6 +305,14 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--port", type=int, help="default: CONSOLE_PORT (5080)")
     serve.add_argument("--database-url")
     serve.set_defaults(func=cmd_console_serve)
+
+    website = sub.add_parser("website", help="the public website with the chat widget")
+    website_sub = website.add_subparsers(dest="website_command", required=True)
+    site = website_sub.add_parser("serve", help="serve the website (default http://127.0.0.1:WEBSITE_PORT, 5090)")
+    site.add_argument("--host", default="127.0.0.1")
+    site.add_argument("--port", type=int, help="default: WEBSITE_PORT (5090)")
+    site.add_argument("--database-url")
+    site.set_defaults(func=cmd_website_serve)
 
     args = parser.parse_args(argv)
     return args.func(args)

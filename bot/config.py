@@ -40,6 +40,12 @@ class Settings:
     handoff_reminder_seconds: int
     # the key channels sign a known customer's 户号 with (bot/known_customer.py); empty = off
     customer_token_secret: str
+    # the public website with the chat widget (bot/website): its port, the Rasa server's
+    # address as the visitor's browser reaches it (socket.io), and whether the signed-in
+    # customer's cookie is Secure (as the console's)
+    website_port: int
+    rasa_public_url: str
+    website_cookie_secure: bool
 
 
 def load_settings() -> Settings:
@@ -67,4 +73,7 @@ def load_settings() -> Settings:
         handoff_hours=os.environ.get("HANDOFF_HOURS", "").strip(),
         handoff_reminder_seconds=int(os.environ.get("HANDOFF_REMINDER_SECONDS", "180")),
         customer_token_secret=os.environ.get("CUSTOMER_TOKEN_SECRET", ""),
+        website_port=int(os.environ.get("WEBSITE_PORT", "5090")),
+        rasa_public_url=os.environ.get("RASA_PUBLIC_URL", "http://127.0.0.1:5005").rstrip("/"),
+        website_cookie_secure=os.environ.get("WEBSITE_COOKIE_SECURE", "1").strip() == "1",
     )
