@@ -17,6 +17,7 @@ from bot.outages import known_area_in
 from bot.tickets.errors import TicketStoreUnavailable
 from bot.tickets.service import conversation_tickets, tickets_db
 from bot.utility import UtilityUnavailable, utility_data
+from bot.wechat.bindings import bind_verified_follower
 
 log = logging.getLogger(__name__)
 
@@ -119,6 +120,9 @@ class ValidateAccountForm(FormValidationAction):
             # the check cannot run; the answer step apologises and discloses nothing
             return {"identity_proof": "unchecked"}
         if outcome == "verified":
+            if tracker.get_latest_input_channel() == "wechat":
+                # a WeChat follower (the sender id is the openid) is not asked again next time
+                await asyncio.to_thread(bind_verified_follower, tracker.sender_id, number)
             return {"identity_proof": "verified", "verified_account": number}
         log.warning("identity check failed for %s (%s)", mask_account(number), outcome)
         if outcome == "locked":

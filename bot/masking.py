@@ -18,6 +18,11 @@ def mask_account(number: str) -> str:
     return number[:4] + "****" + number[-2:] if len(number) >= 7 else "****"
 
 
+def mask_openid(openid: str) -> str:
+    """oUpF8u****W9sY: a WeChat follower's id, enough to follow one through a log."""
+    return openid[:6] + "****" + openid[-4:] if len(openid) > 12 else "****"
+
+
 def mask_name(name: str) -> str:
     """张* / 欧*** : the first character stays, the rest is hidden."""
     if not name:

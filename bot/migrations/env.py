@@ -6,7 +6,8 @@ from sqlalchemy import engine_from_config, pool
 import bot.console.models
 import bot.handoff.models
 import bot.models
-import bot.tickets.models  # noqa: F401
+import bot.tickets.models
+import bot.wechat.models  # noqa: F401
 from bot.config import load_settings
 from bot.db import Base
 

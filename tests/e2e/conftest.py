@@ -31,6 +31,7 @@ from tests.e2e.servers import (
     start,
     wait_until_up,
 )
+from tests.fake_wechat_api import FakeWeChatApi
 
 ARTIFACTS = PROJECT / "tests" / "artifacts"
 
@@ -41,6 +42,9 @@ RASA_TOKEN = "e2e-token"
 REMINDER_SECONDS = 6
 # the key channels sign a known customer's 户号 with (bot/known_customer.py)
 CUSTOMER_SECRET = "e2e-customer-secret"
+# the WeChat official account's settings (docs/wechat.md); its API is a fake on loopback
+WECHAT_TOKEN, WECHAT_AES_KEY = "e2eWeChatToken95598", "jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C"
+WECHAT_APP_ID, WECHAT_APP_SECRET = "wx5823bf96d3bd56c7", "e2e0a1b2c3d4e5f6a7b8c9d0e1f2a3b4"
 
 
 @dataclass
@@ -52,6 +56,7 @@ class Stack:
     database_url: str
     rasa_url: str
     callbacks: CallbackChannel
+    wechat_api: FakeWeChatApi  # WeChat's API on loopback: what the bot pushed to followers
 
     def conversation(self) -> Conversation:
         return Conversation(self.rest, f"e2e-{uuid.uuid4().hex[:10]}")
@@ -116,12 +121,24 @@ def stack(tmp_path_factory) -> Iterator[Stack]:
     ensure_demo_data(session_factory(database_url), clock.now())
 
     callbacks = CallbackChannel()
-    with running(make_server(database_url, "127.0.0.1", 0)) as company_url, running(callbacks.server) as callback_url:
-        yield from _serve(tmp_path_factory, database_url, FaultProxy(company_url), callbacks, callback_url)
+    wechat_api = FakeWeChatApi(WECHAT_APP_ID, WECHAT_APP_SECRET)
+    with (
+        running(make_server(database_url, "127.0.0.1", 0)) as company_url,
+        running(callbacks.server) as callback_url,
+        running(wechat_api.server) as wechat_url,
+    ):
+        proxy = FaultProxy(company_url)
+        yield from _serve(tmp_path_factory, database_url, proxy, callbacks, callback_url, wechat_api, wechat_url)
 
 
 def _serve(
-    tmp_path_factory, database_url: str, proxy: FaultProxy, callbacks: CallbackChannel, callback_url: str
+    tmp_path_factory,
+    database_url: str,
+    proxy: FaultProxy,
+    callbacks: CallbackChannel,
+    callback_url: str,
+    wechat_api: FakeWeChatApi,
+    wechat_url: str,
 ) -> Iterator[Stack]:
     actions_port, rasa_port = free_port(), free_port()
     config = tmp_path_factory.mktemp("config")
@@ -142,6 +159,11 @@ def _serve(
         "RASA_TELEMETRY_ENABLED": "false",
         "HANDOFF_REMINDER_SECONDS": str(REMINDER_SECONDS),
         "CUSTOMER_TOKEN_SECRET": CUSTOMER_SECRET,
+        "WECHAT_TOKEN": WECHAT_TOKEN,
+        "WECHAT_ENCODING_AES_KEY": WECHAT_AES_KEY,
+        "WECHAT_APP_ID": WECHAT_APP_ID,
+        "WECHAT_APP_SECRET": WECHAT_APP_SECRET,
+        "WECHAT_API_URL": wechat_url,
         **ACTION_SERVER_ENV,
     }
     actions = start(
@@ -162,7 +184,7 @@ def _serve(
         wait_until_up(actions, f"http://127.0.0.1:{actions_port}/health")
         wait_until_up(rasa, f"http://127.0.0.1:{rasa_port}/", ready="Hello from Rasa")
         rasa_url = f"http://127.0.0.1:{rasa_port}"
-        yield Stack(RestClient(rasa_url), proxy, actions, rasa, database_url, rasa_url, callbacks)
+        yield Stack(RestClient(rasa_url), proxy, actions, rasa, database_url, rasa_url, callbacks, wechat_api)
     finally:
         rasa.stop()
         actions.stop()
