@@ -27,12 +27,14 @@ if [[ -z "${RASA_TOKEN:-}" ]]; then
   RASA_TOKEN=$(cat var/rasa-token)
 fi
 export RASA_TOKEN RASA_URL="http://127.0.0.1:${RASA_PORT}"
-# the website vouches for its signed-in customer with a token signed by this key, which
-# the action server checks (bot/known_customer.py; set CUSTOMER_TOKEN_SECRET to choose it)
+# the website and the WeChat channel (in the Rasa server) vouch for a known customer with a
+# token signed by this key, which the action server checks (bot/known_customer.py; set
+# CUSTOMER_TOKEN_SECRET to choose it)
 if [[ -z "${CUSTOMER_TOKEN_SECRET:-}" ]]; then
   [[ -s var/customer-token-secret ]] || (umask 077 && .venv/bin/python -c "import secrets; print(secrets.token_urlsafe(32))" > var/customer-token-secret)
   CUSTOMER_TOKEN_SECRET=$(cat var/customer-token-secret)
 fi
+export CUSTOMER_TOKEN_SECRET
 # the first run creates the console's administrator and prints its password once
 .venv/bin/python -m bot console ensure-admin admin
 
@@ -51,7 +53,7 @@ trap stop EXIT
 
 # the action server answers only the Rasa server, on this machine; Sanic's default 5 s
 # keep-alive drops action calls a busy Rasa server opened but could not yet send (bench/RESULTS.md)
-CUSTOMER_TOKEN_SECRET="$CUSTOMER_TOKEN_SECRET" SANIC_HOST=127.0.0.1 SANIC_KEEP_ALIVE_TIMEOUT="${SANIC_KEEP_ALIVE_TIMEOUT:-120}" .venv/bin/rasa run actions --port "$ACTIONS_PORT" > var/action-server.log 2>&1 &
+SANIC_HOST=127.0.0.1 SANIC_KEEP_ALIVE_TIMEOUT="${SANIC_KEEP_ALIVE_TIMEOUT:-120}" .venv/bin/rasa run actions --port "$ACTIONS_PORT" > var/action-server.log 2>&1 &
 pids+=($!)
 .venv/bin/rasa run --interface "$RASA_INTERFACE" --port "$RASA_PORT" \
   --model models/current.tar.gz --endpoints var/endpoints.yml --credentials credentials.yml \
@@ -60,8 +62,7 @@ pids+=($!)
 pids+=($!)
 .venv/bin/python -m bot console serve --port "$CONSOLE_PORT" > var/console.log 2>&1 &
 pids+=($!)
-CUSTOMER_TOKEN_SECRET="$CUSTOMER_TOKEN_SECRET" RASA_PUBLIC_URL="$RASA_PUBLIC_URL" \
-  .venv/bin/python -m bot website serve --port "$WEBSITE_PORT" > var/website.log 2>&1 &
+RASA_PUBLIC_URL="$RASA_PUBLIC_URL" .venv/bin/python -m bot website serve --port "$WEBSITE_PORT" > var/website.log 2>&1 &
 pids+=($!)
 # tickets are forwarded to the company's work-order system only when it is configured
 if [[ -n "${HELPDESK_URL:-}" ]]; then

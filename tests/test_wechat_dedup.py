@@ -12,10 +12,16 @@ from datetime import timedelta
 
 import pytest
 from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
 from sqlalchemy import func, inspect, select, update
 
+import bot.console.models
+import bot.handoff.models
+import bot.models
+import bot.tickets.models  # noqa: F401  (every table in Base.metadata, as the migrations see them)
 from bot import clock
-from bot.db import engine_for, session_factory
+from bot.db import Base, engine_for, session_factory
 from bot.schema import alembic_config, upgrade
 from bot.wechat.dedup import (
     ANSWERED,
@@ -208,3 +214,5 @@ def test_migration_0006_adds_and_removes_the_wechat_tables(empty_database_url):
     assert not {"wechat_bindings", "wechat_messages"} & tables and "staff_users" in tables
     upgrade(empty_database_url)
     assert {"wechat_bindings", "wechat_messages"} <= set(inspect(engine_for(empty_database_url)).get_table_names())
+    with engine_for(empty_database_url).connect() as connection:  # the migration is the models
+        assert compare_metadata(MigrationContext.configure(connection), Base.metadata) == []
