@@ -96,13 +96,14 @@ class Customer:
 # --- the database ------------------------------------------------------------------
 
 
-def create_database(kind: str, server: str) -> tuple[str, str | None]:
-    """A fresh, empty database: its URL, and the PostgreSQL database name to drop later."""
+def create_database(kind: str, server: str, bench: str = "complaints") -> tuple[str, str | None]:
+    """A fresh, empty database for the benchmark `bench`: its URL, and the PostgreSQL
+    database name to drop later."""
     OUT.mkdir(parents=True, exist_ok=True)
     tag = uuid.uuid4().hex[:8]
     if kind == "sqlite":
-        return f"sqlite:///{OUT / f'complaints-{tag}.db'}", None
-    name = f"bench_complaints_{tag}"
+        return f"sqlite:///{OUT / f'{bench}-{tag}.db'}", None
+    name = f"bench_{bench}_{tag}"
     admin = create_engine(f"{server}/postgres", isolation_level="AUTOCOMMIT", future=True)
     with admin.connect() as connection:
         connection.execute(text(f'CREATE DATABASE "{name}"'))

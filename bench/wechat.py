@@ -52,6 +52,7 @@ sys.path.insert(0, str(PROJECT))
 
 from sqlalchemy import create_engine, text  # noqa: E402
 
+from bench.complaints import create_database, drop_database  # noqa: E402
 from bot.wechat.messages import as_text, joined  # noqa: E402
 from tests.e2e.servers import ACTION_SERVER_ENV, Process, free_port, running, start, wait_until_up  # noqa: E402
 from tests.fake_wechat_api import FakeWeChatApi  # noqa: E402
@@ -107,30 +108,6 @@ class Message:
 
 
 # --- the stack ---------------------------------------------------------------------------
-
-
-def create_database(kind: str, server: str) -> tuple[str, str | None]:
-    OUT.mkdir(parents=True, exist_ok=True)
-    tag = uuid.uuid4().hex[:8]
-    if kind == "sqlite":
-        return f"sqlite:///{OUT / f'wechat-{tag}.db'}", None
-    name = f"bench_wechat_{tag}"
-    admin = create_engine(f"{server}/postgres", isolation_level="AUTOCOMMIT", future=True)
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    admin.dispose()
-    return f"{server}/{name}", name
-
-
-def drop_database(url: str, pg_name: str | None, server: str) -> None:
-    if pg_name is None:
-        for suffix in ("", "-wal", "-shm", "-journal"):
-            Path(url.removeprefix("sqlite:///") + suffix).unlink(missing_ok=True)
-        return
-    admin = create_engine(f"{server}/postgres", isolation_level="AUTOCOMMIT", future=True)
-    with admin.connect() as connection:
-        connection.execute(text(f'DROP DATABASE IF EXISTS "{pg_name}" WITH (FORCE)'))
-    admin.dispose()
 
 
 def start_stack(database_url: str, tag: str, wechat_url: str, args: argparse.Namespace) -> tuple[Process, Process, str]:
@@ -346,7 +323,7 @@ def main() -> int:
         return 2
 
     tag = uuid.uuid4().hex[:6]
-    database_url, pg_name = create_database(args.database, args.postgres_server)
+    database_url, pg_name = create_database(args.database, args.postgres_server, bench="wechat")
     api = FakeWeChatApi(APP_ID, APP_SECRET)
     servers: tuple[Process, ...] = ()
     try:
