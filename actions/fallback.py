@@ -11,6 +11,7 @@ from rasa_sdk.executor import CollectingDispatcher
 
 from actions.context import say
 from actions.tickets import escalate
+from actions.trainers import note_for_trainers
 from bot.dialogue import consecutive_fallbacks, customer_texts
 from bot.text import is_meaningful
 
@@ -30,6 +31,7 @@ class ActionFallback(Action):
             intent.get("name"),
             intent.get("confidence") or 0.0,
         )
+        note_for_trainers(tracker, "fallback")
         if intent.get("name") != "nlu_fallback":
             # understood, but no rule knows what comes next: say so once and listen,
             # rather than letting the policy predict this fallback again and again

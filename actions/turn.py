@@ -16,6 +16,7 @@ from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions.requests import REQUESTS
+from actions.trainers import note_for_trainers
 from bot import clock, frustration
 from bot.dialogue import asked_before, earlier_fallbacks
 from bot.handoff.names import EXTERNAL_ACTIONS, HANDOFF_SLOT, RATING_SLOT
@@ -42,6 +43,7 @@ class ActionReadTurn(Action):
         if intent in EXTERNAL_ACTIONS:
             return []  # an agent's or a reminder's turn, not the customer's
         events = await asyncio.to_thread(_conversation_state, tracker, text)
+        await asyncio.to_thread(note_for_trainers, tracker)
         conversation = frustration.Conversation(
             fallbacks_in_a_row=earlier_fallbacks(tracker.events) + (intent == "nlu_fallback"),
             repeated_question=asked_before(tracker.events, REQUESTS),

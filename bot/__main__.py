@@ -13,6 +13,7 @@ import uuid
 
 from bot import clock
 from bot.config import load_settings
+from bot.training.cli import add_commands as add_training_commands
 
 
 def cmd_db_init(args: argparse.Namespace) -> int:
@@ -313,6 +314,8 @@ def main(argv: list[str] | None = None) -> int:
     site.add_argument("--port", type=int, help="default: WEBSITE_PORT (5090)")
     site.add_argument("--database-url")
     site.set_defaults(func=cmd_website_serve)
+
+    add_training_commands(sub)
 
     args = parser.parse_args(argv)
     return args.func(args)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterable
 
 from bot.accounts import ACCOUNT_NUMBER, PHONE_NUMBER, digits_of
@@ -41,6 +42,28 @@ def mask_names(text: str, names: Iterable[str]) -> str:
     for name in sorted({n for n in names if n and len(n) >= 2}, key=len, reverse=True):
         text = text.replace(name, mask_name(name))
     return text
+
+
+# what a stored copy of a customer's words keeps in place of their personal data
+PHONE_PLACEHOLDER, ACCOUNT_PLACEHOLDER, NAME_PLACEHOLDER = "<手机号>", "<户号>", "<姓名>"
+ID_PLACEHOLDER, NUMBER_PLACEHOLDER = "<证件号>", "<号码>"
+PLACEHOLDERS = (PHONE_PLACEHOLDER, ACCOUNT_PLACEHOLDER, NAME_PLACEHOLDER, ID_PLACEHOLDER, NUMBER_PLACEHOLDER)
+_ID_CARD = re.compile(r"(?<!\d)\d{17}[\dXx](?![\dXx])")
+_LONG_NUMBER = re.compile(r"\d{7,}")  # any other long number: a card, a fragment of one...
+# a name the customer gives: 我叫王小明, 户主是李四 (a surname alone, 张先生, is kept)
+_SAID_NAME = re.compile(r"(?:我叫|名字是|名字叫|姓名是?|户主是|户主叫|户主|户名是?)\s*[:：]?\s*([\u4e00-\u9fff·]{2,4})")
+
+
+def redact(text: str, names: Iterable[str] = ()) -> str:
+    """The text with personal data replaced by placeholders (<手机号>, <户号>, <姓名>,
+    <证件号>, <号码>), for copies kept for people to read later, such as the trainers' inbox."""
+    text = _ID_CARD.sub(ID_PLACEHOLDER, text)
+    text = PHONE_NUMBER.sub(PHONE_PLACEHOLDER, text)
+    text = ACCOUNT_NUMBER.sub(ACCOUNT_PLACEHOLDER, text)
+    text = _LONG_NUMBER.sub(NUMBER_PLACEHOLDER, text)
+    for name in sorted({n for n in names if n and len(n) >= 2}, key=len, reverse=True):
+        text = text.replace(name, NAME_PLACEHOLDER)
+    return _SAID_NAME.sub(lambda m: m[0][: m.start(1) - m.start(0)] + NAME_PLACEHOLDER, text)
 
 
 class MaskingFilter(logging.Filter):

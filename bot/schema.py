@@ -6,6 +6,7 @@ from alembic import command
 from alembic.config import Config
 
 from bot.config import PROJECT_ROOT
+from bot.db import engine_for
 
 
 def alembic_config(database_url: str) -> Config:
@@ -17,4 +18,5 @@ def alembic_config(database_url: str) -> Config:
 
 def upgrade(database_url: str) -> None:
     """Bring the database to the newest schema."""
+    engine_for(database_url)  # makes the SQLite file's folder on a fresh checkout
     command.upgrade(alembic_config(database_url), "head")

@@ -6,8 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export RASA_TELEMETRY_ENABLED=false
-fingerprint=$(find config.yml domain.yml data bot/nlu bot/text.py bot/handoff/policy.py bot/handoff/names.py -type f \( -name '*.yml' -o -name '*.txt' -o -name '*.py' \) \
-  | LC_ALL=C sort | xargs sha256sum | sha256sum | cut -d' ' -f1)
+fingerprint=$(bash scripts/fingerprint.sh)
 stamp=models/current.fingerprint
 if [ -f models/current.tar.gz ] && [ "$(cat "$stamp" 2>/dev/null)" = "$fingerprint" ]; then
   echo "Model is up to date (models/current.tar.gz)."

@@ -7,6 +7,7 @@ import bot.console.models
 import bot.handoff.models
 import bot.models
 import bot.tickets.models
+import bot.training.models
 import bot.wechat.models  # noqa: F401
 from bot.config import load_settings
 from bot.db import Base
