@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import logging
 import uuid
+from pathlib import Path
 
 from sanic import Request, Sanic
 from sanic.exceptions import MethodNotSupported, NotFound, SanicException
 from sanic.response import HTTPResponse
 
 from bot.config import load_settings
-from bot.console import admin, conversation, dashboard, login, queue, ticket_actions, visits
+from bot.console import admin, conversation, dashboard, login, queue, ticket_actions, training, visits
 from bot.console.security import HEADERS, LOGIN_COOKIE, SESSION_COOKIE, same_token
 from bot.console.signin import find_session
 from bot.console.web import HERE, PUBLIC, Console, may, now, refuse, run, templates, to_login
@@ -24,8 +25,10 @@ UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 CSRF_REFUSED = "安全校验未通过（页面可能已过期），请刷新页面后重试。"
 
 
-def create_app(database_url: str | None = None) -> Sanic:
-    """A console on `database_url` (default: DATABASE_URL). Each call makes a new app."""
+def create_app(database_url: str | None = None, project: Path | None = None) -> Sanic:
+    """A console on `database_url` (default: DATABASE_URL) whose trainers write into the
+    training data of `project` (default: TRAINING_PROJECT, this checkout). Each call
+    makes a new app."""
     settings = load_settings()
     app = Sanic(f"console-{uuid.uuid4().hex[:12]}")
     app.config.update(
@@ -33,9 +36,14 @@ def create_app(database_url: str | None = None) -> Sanic:
         GRACEFUL_SHUTDOWN_TIMEOUT=2.0,  # open live streams must not hold a restart up
         FALLBACK_ERROR_FORMAT="html",
     )
-    app.ctx.console = Console(session_factory(database_url or settings.database_url), settings, templates())
+    app.ctx.console = Console(
+        session_factory(database_url or settings.database_url),
+        settings,
+        templates(),
+        project=project or settings.training_project,
+    )
     app.static("/static", str(HERE / "static"), name="static")
-    for module in (login, queue, conversation, ticket_actions, visits, dashboard, admin):
+    for module in (login, queue, conversation, ticket_actions, visits, dashboard, admin, training):
         module.add_routes(app)
     app.register_middleware(_check_request, "request")
     app.register_middleware(_secure_headers, "response")

@@ -3,7 +3,8 @@ history; the customer's account, bills, area outages and other open tickets, per
 data masked until the agent presses "显示" (which the ticket's history records).
 
 Who may act: the agent holding the ticket, or a supervisor or admin; everyone else with
-the queue sees it read-only, with who holds it. The actions are in ticket_actions.py."""
+the queue sees it read-only, with who holds it. The actions are in ticket_actions.py;
+flagging a customer's line for the trainers (标记给训练师) is in training.py."""
 
 from __future__ import annotations
 
@@ -45,6 +46,7 @@ NOTICES = {
     "resolved_undelivered": "工单已办结，但办结结果未能实时发给客户，已记入备注，请回访时告知",
     "handed_back": "会话已交回机器人",
     "handed_back_undelivered": "会话已交回机器人，但未能通知客户（对话服务暂时连不上）",
+    "flagged": "已标记给训练师，谢谢！训练师会据此教机器人听懂这类说法",
 }
 
 
@@ -206,7 +208,10 @@ async def ticket_page(request: Request, number: str) -> HTTPResponse:
 async def page(request: Request, number: str, revealed: dict | None = None) -> HTTPResponse:
     view = await run(gather, console(request).sessions, number, user_of(request), now())
     notice = NOTICES.get(request.args.get("notice", ""))
-    return render(request, "ticket.html", notice=notice, revealed=revealed or {}, **view)
+    # the customer's line just flagged for the trainers (标记给训练师, training.py)
+    flagged = request.args.get("flagged", "")
+    flagged_id = int(flagged) if flagged.isdigit() else None
+    return render(request, "ticket.html", notice=notice, revealed=revealed or {}, flagged_id=flagged_id, **view)
 
 
 @allow("queue")

@@ -21,7 +21,7 @@ from sanic.response import json as json_response
 from sqlalchemy.orm import sessionmaker
 
 from bot import clock
-from bot.config import Settings
+from bot.config import PROJECT_ROOT, Settings
 from bot.console import labels
 from bot.console.security import LoginTokens
 from bot.console.signin import StaffSession
@@ -37,24 +37,28 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "dashboard": frozenset({"supervisor", "trainer", "admin"}),
     "export": frozenset({"supervisor", "admin"}),  # the dashboard's CSV files
     "users": frozenset({"admin"}),
+    "training": frozenset({"trainer", "admin"}),  # the trainers' NLU inbox: label, discard
     "signed_in": frozenset({"agent", "supervisor", "trainer", "admin"}),
 }
 NAV = (
     ("queue", "/", "队列"),
     ("queue", "/visits", "回访"),
     ("dashboard", "/dashboard", "数据看板"),
+    ("training", "/training", "训练"),
     ("users", "/admin/users", "用户管理"),
 )
 
 
 @dataclass
 class Console:
-    """One app's state: where its data is, its settings, templates and login tokens."""
+    """One app's state: where its data is, its settings, templates and login tokens, and
+    the project whose training data the trainers' labels go into."""
 
     sessions: sessionmaker
     settings: Settings
     templates: Environment
     login_tokens: LoginTokens = field(default_factory=LoginTokens)
+    project: Path = PROJECT_ROOT
 
 
 def templates() -> Environment:
@@ -174,4 +178,7 @@ def see_other(location: str) -> HTTPResponse:
 
 
 def home_of(user: StaffUser) -> str:
-    return "/" if may(user, "queue") else "/dashboard"
+    """Where a person lands after login: agents the queue, trainers their inbox."""
+    if may(user, "queue"):
+        return "/"
+    return "/training" if may(user, "training") else "/dashboard"

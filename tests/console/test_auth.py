@@ -240,9 +240,10 @@ def test_nav_shows_only_what_the_role_may_open(console):
     assert "/dashboard" in admin and "/admin/users" in admin
 
 
-def test_trainer_sees_the_dashboard_only(console):
+def test_trainer_lands_on_training_and_sees_the_dashboard_but_no_queue(console):
     trainer = console.signed_in("trainer")
-    assert trainer.get("/").headers["Location"] == "/dashboard"
+    assert trainer.get("/").headers["Location"] == "/training"
+    assert trainer.get("/training").status_code == 200
     assert trainer.get("/dashboard").status_code == 200
     assert "导出 CSV" not in trainer.get("/dashboard").text
     for path in ("/visits", "/api/queue", "/dashboard/categories.csv", "/admin/users"):

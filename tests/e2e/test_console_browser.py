@@ -1,13 +1,11 @@
 """The agents' console in a real browser (Debian's headless Chromium, driven by Playwright;
 no browser is downloaded), against the real console, Rasa and action servers, database,
-and the customer's end of Rasa's callback channel. Screenshots of each page are saved in
-tests/artifacts/screenshots/."""
+and the customer's end of Rasa's callback channel; the trainers' page against a console
+alone. Screenshots of each page are saved in tests/artifacts/screenshots/."""
 
 from __future__ import annotations
 
-import json
 import re
-import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,9 +16,12 @@ from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
 from bot import clock
 from bot.console import staff
 from bot.db import session_factory
+from bot.schema import upgrade
 from bot.tickets.service import find_ticket
+from bot.training import inbox
 from tests.e2e.conftest import ARTIFACTS, RASA_TOKEN, Stack
 from tests.e2e.servers import VENV_BIN, CallbackCustomer, Process, free_port, start, wait_until_up
+from tests.training_project import scratch_project, training_files
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -123,12 +124,6 @@ def handed_off(stack: Stack, first: str | None = None) -> tuple[CallbackCustomer
     return customer, NUMBER.search(queued)[0]
 
 
-def tracker_events(stack: Stack, sender: str) -> list[dict]:
-    url = f"{stack.rasa_url}/conversations/{sender}/tracker?token={RASA_TOKEN}"
-    with urllib.request.urlopen(url, timeout=30) as response:
-        return json.load(response)["events"]
-
-
 def test_an_agent_takes_a_conversation_from_queue_to_satisfaction(
     stack: Stack, console: str, browser: Browser, contexts: list, person
 ) -> None:
@@ -165,7 +160,7 @@ def test_an_agent_takes_a_conversation_from_queue_to_satisfaction(
     shot(page, "2-conversation")
 
     # while the agent had it, the bot's policies answered none of the customer's messages
-    events = tracker_events(stack, customer.sender)
+    events = stack.tracker_events(customer.sender)
     relayed = [e for e in events if e["event"] == "action" and e["name"] == "action_relay_to_agent"]
     assert len(relayed) >= 2 and {e["policy"] for e in relayed} == {"HandoffPolicy"}
 
@@ -284,3 +279,75 @@ def test_wrong_passwords_are_slowed_down_after_five(console: str, browser: Brows
     assert "尝试次数过多" in page.locator("#login-error").inner_text()
     assert "/login" in page.url
     shot(page, "8-login-locked")
+
+
+@pytest.fixture(scope="module")
+def trainers_console(tmp_path_factory) -> Iterator[tuple[str, str, Path]]:
+    """A console alone (the trainers' page needs no Rasa) on a database of its own, writing
+    labels into a scratch copy of the project: (url, database url, project)."""
+    database_url = f"sqlite:///{tmp_path_factory.mktemp('training') / 'bot.db'}"
+    upgrade(database_url)
+    project = scratch_project(tmp_path_factory.mktemp("project"))
+    port = free_port()
+    env = {
+        "DATABASE_URL": database_url,
+        "UTILITY_BACKEND": "sql",
+        "CONSOLE_COOKIE_SECURE": "1",
+        "TRAINING_PROJECT": str(project),
+    }
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    process = start(
+        "console-training",
+        [str(VENV_BIN / "python"), "-m", "bot", "console", "serve", "--port", str(port)],
+        env,
+        ARTIFACTS,
+    )
+    try:
+        wait_until_up(process, f"http://127.0.0.1:{port}/login")
+        yield f"http://127.0.0.1:{port}", database_url, project
+    finally:
+        process.stop()
+
+
+def test_a_trainer_labels_an_inbox_message_and_sees_a_refusal_explained(
+    trainers_console: tuple[str, str, Path], browser: Browser, contexts: list
+) -> None:
+    url, database_url, project = trainers_console
+    sessions = session_factory(database_url)
+
+    def unsure(text: str, times: int) -> int:
+        for n in range(times):
+            key = inbox.sighting_key(f"browser-{uuid.uuid4().hex}", str(n))
+            item = inbox.collect(sessions, text, key=key, reason="fallback", channel="wechat", moment=clock.now())
+        return item
+
+    hazard = unsure("楼下电线杆上的线垂下来快碰到人了 电话13812345678", 2)
+    conflict = unsure("查电费", 1)
+    name = f"trainer-{uuid.uuid4().hex[:6]}"
+    staff.create_user(sessions, name, "钱训练", "trainer", PASSWORD, clock.now())
+    page = signed_in(browser, contexts, url, name)
+    page.wait_for_url(re.compile(r"/training$"))  # a trainer's home
+    item = page.locator(f"#item-{hazard}")
+    assert "<手机号>" in item.locator(".text").inner_text() and "13812345678" not in page.content()
+    assert "2 次" in item.locator(".count").inner_text()
+    shot(page, "9-training-inbox")
+
+    before = training_files(project)
+    page.fill(f"#intent-{conflict}", "query_outage")
+    page.click(f"#item-{conflict} button.label-accept")
+    problems = page.locator(f"#problems-{conflict}")
+    problems.wait_for(timeout=60_000)
+    assert "query_bill" in problems.inner_text() and "一句话只能属于一个意图" in problems.inner_text()
+    assert page.locator(f"#intent-{conflict}").input_value() == "query_outage"
+    assert training_files(project) == before
+    shot(page, "10-training-refused")
+
+    page.fill(f"#intent-{hazard}", "report_hazard")
+    assert page.locator(f"#item-{hazard} .topic-field").is_hidden()  # an existing intent: no topic asked
+    page.click(f"#item-{hazard} button.label-accept")
+    page.wait_for_url(re.compile(r"notice=labelled"), timeout=120_000)
+    notice = page.locator("#notice").inner_text()
+    assert notice.startswith("已写入 data/nlu/outage.yml：") and "电线杆" in notice
+    assert page.locator(f"#item-{hazard}").count() == 0
+    assert "电线杆" in (project / "data" / "nlu" / "outage.yml").read_text(encoding="utf-8")
+    shot(page, "11-training-labelled")

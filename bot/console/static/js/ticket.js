@@ -1,6 +1,7 @@
 /* The conversation view: new lines arrive over the event stream; the reply is posted by
  * script and shown at once (or marked as not delivered); "显示" fetches the unmasked
- * personal data. Every piece of text is set with textContent. */
+ * personal data; "标记给训练师" flags a customer's line without leaving the page. Every
+ * piece of text is set with textContent. */
 (function () {
   "use strict";
   var article = document.getElementById("ticket");
@@ -8,6 +9,8 @@
   var C = window.Console;
   var transcript = document.getElementById("transcript");
   var divider = document.getElementById("handoff-divider");
+  var number = article.getAttribute("data-number");
+  var flagged = {}; // ids of the customer's lines flagged on this page
 
   function scrollDown() {
     transcript.scrollTop = transcript.scrollHeight;
@@ -24,8 +27,44 @@
     } else if (m.speaker === "agent" && !m.delivered) {
       li.appendChild(C.el("p", "delivery pending", "发送中…"));
     }
+    if (m.speaker === "customer") li.appendChild(flagged[m.id] ? C.el("span", "flagged", "已标记") : flagForm(m.id));
     return li;
   }
+
+  // the same form the page renders (it works without this script too)
+  function flagForm(id) {
+    var form = C.el("form", "flag-form");
+    form.method = "post";
+    form.action = "/tickets/" + encodeURIComponent(number) + "/messages/" + Number(id) + "/flag";
+    var token = C.el("input");
+    token.type = "hidden";
+    token.name = "csrf_token";
+    token.value = C.csrf();
+    var button = C.el("button", "flag", "标记给训练师");
+    button.type = "submit";
+    button.title = "机器人没听懂这句话？交给训练师教它";
+    form.appendChild(token);
+    form.appendChild(button);
+    return form;
+  }
+
+  transcript.addEventListener("submit", function (event) {
+    var form = event.target;
+    if (!form.classList || !form.classList.contains("flag-form")) return;
+    event.preventDefault();
+    var button = form.querySelector("button");
+    button.disabled = true;
+    C.post(form.action).then(function (result) {
+      if (result.ok) {
+        flagged[result.data.flagged] = true;
+        form.replaceWith(C.el("span", "flagged", "已标记"));
+        return;
+      }
+      button.disabled = false;
+      button.textContent = "标记失败，重试";
+      button.title = result.data.error || "标记失败，请稍后重试";
+    });
+  });
 
   function upsert(m) {
     var existing = transcript.querySelector('li[data-id="' + Number(m.id) + '"]');
