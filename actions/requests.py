@@ -11,6 +11,7 @@ from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions import answers
+from actions.callback import call_back
 from actions.context import empathize, latest_entity, say, upset
 from actions.tickets import escalate
 from bot.empathy import topic_of
@@ -81,13 +82,12 @@ class ActionFulfilRequest(Action):
                 return events + await asyncio.to_thread(escalate, tracker, "handoff", "identity_locked")
             if not number or tracker.get_slot("verified_account") != number:
                 # the check could not run: the company's system did not answer
-                say(dispatcher, tracker, "service_unavailable")
-                return events
+                return events + await asyncio.to_thread(call_back, dispatcher, tracker)
         try:
             events += await asyncio.to_thread(answers.ANSWERS[request], dispatcher, tracker, utility_data())
         except UtilityUnavailable as error:
             log.warning("company system unavailable while answering %s: %s", request, error)
-            say(dispatcher, tracker, "service_unavailable")
+            return events + await asyncio.to_thread(call_back, dispatcher, tracker)
         except Exception:
             # never leave the customer without an answer
             log.exception("answering %s failed", request)

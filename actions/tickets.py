@@ -12,17 +12,18 @@ from rasa_sdk.events import FollowupAction, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
+from actions.callback import take_callback_phone
 from actions.context import empathize, intent_of, latest_entity, say, upset
 from actions.filing import file_and_tell
 from bot import accounts, clock, complaints
-from bot.accounts import PHONE_NUMBER, digits_of
-from bot.dialogue import bot_texts, customer_texts
+from bot.accounts import phone_in
+from bot.dialogue import bot_texts, typed_phone
 from bot.empathy import topic_of
 from bot.handoff.service import in_service_hours
 from bot.masking import mask_account, mask_phone
 from bot.outages import known_area_in
 from bot.replies import catalogue, render
-from bot.text import is_meaningful, normalize
+from bot.text import is_meaningful
 from bot.tickets.categories import CATEGORIES
 from bot.tickets.errors import TicketStoreUnavailable
 from bot.tickets.records import Ticket
@@ -33,7 +34,6 @@ log = logging.getLogger(__name__)
 
 ON_FILE, NO_PHONE = complaints.ON_FILE, complaints.NO_PHONE  # also "the place on file" for the 户号
 REJECTED = "rejected"  # the customer said the guessed category is not it
-FORM_SLOTS = ("complaint_text", "complaint_category", "category_guess", "callback_phone", "place", "preferred_time")
 INTENT_SUBJECTS = {
     "complain": "complaint",
     "request_human": "handoff",
@@ -45,12 +45,12 @@ INTENT_SUBJECTS = {
 def open_ticket(tracker: Tracker, subject: str, escalation: str | None = None) -> list[dict[str, Any]]:
     """Slots that start the ticket form for `subject`, with what the message already says."""
     text = tracker.latest_message.get("text") or ""
-    slots: dict[str, Any] = dict.fromkeys(FORM_SLOTS)
+    slots: dict[str, Any] = dict.fromkeys(complaints.FORM_SLOTS)
     slots.update(ticket_subject=subject, escalation=escalation)
     if subject == "complaint" and complaints.has_substance(text):
         slots.update(complaint_text=text, category_guess=complaints.category_in(text))
     # a phone the customer already typed in this conversation is not asked again
-    phone = next(filter(None, map(_phone_in, reversed(customer_texts(tracker.events)))), None)
+    phone = typed_phone(tracker.events)
     if phone:
         slots["callback_phone"] = phone
     existing = _open_ticket_like(tracker.sender_id, subject, slots["category_guess"])
@@ -112,6 +112,9 @@ class ValidateTicketForm(FormValidationAction):
         asking = tracker.get_slot("requested_slot")
         text = tracker.latest_message.get("text")
         if asking and complaints.is_stopping(text, asking):
+            if tracker.get_slot("ticket_subject") == complaints.CALLBACK:
+                # the callback is filed already: leaving only declines the phone
+                return [SlotSet("callback_phone", NO_PHONE), SlotSet("requested_slot", None)]
             # "算了，不投诉了": the form ends and action_file_ticket says goodbye to it
             return [SlotSet("ticket_subject", None), SlotSet("requested_slot", None)]
         events: list[dict[str, Any]] = []
@@ -128,7 +131,7 @@ class ValidateTicketForm(FormValidationAction):
         if subject == "handoff" and in_service_hours(clock.now()):
             return []  # a person answers here and now; a phone is asked only for a callback
         number = tracker.get_slot("account_number")
-        usable = number and tracker.get_slot("escalation") != "identity_locked"
+        usable = number and complaints.phone_on_file_usable(subject, tracker.get_slot("escalation"))
         # the phone on file counts only when the company's system can give it
         known_contact = bool(usable) and await asyncio.to_thread(account_or_none, number) is not None
         return complaints.required(subject, contact_known=known_contact)
@@ -176,7 +179,7 @@ class ValidateTicketForm(FormValidationAction):
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> dict[str, Any]:
         text = tracker.latest_message.get("text") or ""
-        phone = _phone_in(text)
+        phone = phone_in(text)
         if phone:
             return {"callback_phone": phone}
         if tracker.get_slot("requested_slot") != "callback_phone":
@@ -271,7 +274,8 @@ class ActionAskCallbackPhone(Action):
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict) -> list[dict[str, Any]]:
         number = tracker.get_slot("account_number")
-        confirm = number and tracker.get_slot("escalation") != "identity_locked"
+        subject, escalation = tracker.get_slot("ticket_subject"), tracker.get_slot("escalation")
+        confirm = number and complaints.phone_on_file_usable(subject, escalation)
         if confirm and not _phone_on_file_offered(tracker):
             account = await asyncio.to_thread(account_or_none, number)
             if account is not None:
@@ -311,11 +315,13 @@ class ActionFileTicket(Action):
         return "action_file_ticket"
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict) -> list[dict[str, Any]]:
-        clear = [SlotSet(name, None) for name in (*FORM_SLOTS, "ticket_subject", "escalation")]
+        clear = [SlotSet(name, None) for name in (*complaints.FORM_SLOTS, "ticket_subject", "escalation")]
         subject = tracker.get_slot("ticket_subject")
         if subject is None:
             say(dispatcher, tracker, "ticket_form_left")
             return clear
+        if subject == complaints.CALLBACK:
+            return clear + await asyncio.to_thread(take_callback_phone, dispatcher, tracker)
         events = await asyncio.to_thread(file_and_tell, dispatcher, tracker, subject)
         return clear + events
 
@@ -338,11 +344,6 @@ class ActionDeclineOffer(Action):
     def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict) -> list[dict[str, Any]]:
         say(dispatcher, tracker, f"offer_declined_{tracker.get_slot('offer')}")
         return [SlotSet("offer", None)]
-
-
-def _phone_in(text: str) -> str | None:
-    found = PHONE_NUMBER.search(normalize(text))
-    return digits_of(found[0])[-11:] if found else None
 
 
 def _open_ticket_like(conversation_id: str, subject: str, category: str | None) -> Ticket | None:

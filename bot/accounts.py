@@ -39,3 +39,9 @@ def parse(text: str | None) -> AccountNumberParse:
 
 def digits_of(text: str) -> str:
     return re.sub(r"\D", "", text)
+
+
+def phone_in(text: str | None) -> str | None:
+    """The mobile number in free text, as its 11 digits, or None."""
+    found = PHONE_NUMBER.search(normalize(text))
+    return digits_of(found[0])[-11:] if found else None

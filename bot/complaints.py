@@ -2,9 +2,10 @@
 
 A *subject* names the journey: a complaint in the customer's own words, a request
 for a person (handoff), a safety hazard, a power-quality report, a fault report
-with no known outage, a meter verification (校验), or a reconnection that is
-overdue after the arrears were paid. The ticket form asks only what its subject
-still lacks, one question a turn.
+with no known outage, a meter verification (校验), a reconnection that is
+overdue after the arrears were paid, or a callback (回电): the company's system did
+not answer a question, so a person finds the answer and calls the customer back.
+The ticket form asks only what its subject still lacks, one question a turn.
 """
 
 from __future__ import annotations
@@ -18,6 +19,10 @@ from bot.tickets.categories import CATEGORIES, infer_category
 # markers of the callback phone: the phone on file for the 户号, or none wanted
 ON_FILE = "account"
 NO_PHONE = "none"
+# the subject filed when the company's system did not answer
+CALLBACK = "callback"
+# the ticket form's slots: what a journey gathered before its ticket is filed
+FORM_SLOTS = ("complaint_text", "complaint_category", "category_guess", "callback_phone", "place", "preferred_time")
 
 
 @dataclass(frozen=True)
@@ -35,6 +40,26 @@ SUBJECTS: dict[str, Subject] = {
     "fault": Subject("fault_repair", "outage", ("callback_phone",)),
     "meter_verification": Subject("service_request", "metering", ("preferred_time",)),
     "reconnection_overdue": Subject("complaint", "meter_reading_collection", ()),
+    # filed at once (首问负责制); the form runs after it, only to ask for a phone
+    CALLBACK: Subject("enquiry", None, ("callback_phone",)),
+}
+
+# what each request is about, when the customer's words do not say
+REQUEST_CATEGORIES = {
+    "query_bill": "tariff_billing",
+    "bill_too_high": "tariff_billing",
+    "meter_dispute": "metering",
+    "query_outage": "outage",
+    "payment_not_restored": "meter_reading_collection",
+}
+# the request, as the agent who calls back reads it on the ticket
+REQUEST_NAMES = {
+    "query_bill": "查电费",
+    "bill_too_high": "电费为什么偏高",
+    "meter_dispute": "电表读数",
+    "query_outage": "停电情况",
+    "payment_not_restored": "缴费后何时复电",
+    "query_ticket": "工单进度",
 }
 
 # asking for a person, or to complain, says nothing yet about what went wrong
@@ -55,6 +80,24 @@ def required(subject: str | None, contact_known: bool) -> list[str]:
         return []
     skip_phone = contact_known and subject != "complaint"
     return [s for s in SUBJECTS[subject].asks if not (s == "callback_phone" and skip_phone)]
+
+
+def phone_on_file_usable(subject: str | None, escalation: str | None) -> bool:
+    """Whether the phone on file for the 户号 may be offered: not after the identity check
+    locked the account, nor for a callback, whose company system (that holds it) is down."""
+    return escalation != "identity_locked" and subject != CALLBACK
+
+
+def callback_facts(request: str | None, month: str | None, area: str | None, verified: bool) -> dict[str, str]:
+    """What the agent who calls back must answer, and whether the customer proved who they
+    are: if not, the agent checks before saying anything about the account."""
+    facts = {"待答复的问题": REQUEST_NAMES.get(request or "", "客户的查询")}
+    if month:
+        facts["月份"] = month
+    if area:
+        facts["地区"] = area
+    facts["身份核验"] = "已通过" if verified else "未完成：回电时请先核实身份，再告知户号信息"
+    return facts
 
 
 def has_substance(text: str | None) -> bool:
@@ -92,11 +135,9 @@ def handoff_category(texts: list[str], request: str | None) -> str:
         found = infer_category(text)
         if found:
             return found
-    by_request = {
-        "query_bill": "tariff_billing",
-        "bill_too_high": "tariff_billing",
-        "meter_dispute": "metering",
-        "query_outage": "outage",
-        "payment_not_restored": "meter_reading_collection",
-    }
-    return by_request.get(request or "", "service_channel")
+    return request_category(request)
+
+
+def request_category(request: str | None) -> str:
+    """The category of what the customer asked for (查电费: 电价电费), else the channel's."""
+    return REQUEST_CATEGORIES.get(request or "", "service_channel")

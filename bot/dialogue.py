@@ -6,6 +6,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from bot import clock
+from bot.accounts import phone_in
 from bot.masking import mask_names
 from bot.text import normalize
 from bot.tickets.records import TranscriptLine
@@ -36,8 +37,20 @@ def bot_texts(events: Sequence[dict[str, Any]]) -> list[str]:
 
 
 def customer_texts(events: Sequence[dict[str, Any]]) -> list[str]:
-    """Everything the customer has typed in this conversation, oldest first."""
-    return [e["text"] for e in events if e.get("event") == "user" and e.get("text")]
+    """Everything the customer has typed in this conversation, oldest first: not the
+    intents triggered from outside (an agent's reply, a reminder, the recovery worker's
+    handoff), which Rasa keeps as user events marked `is_external`."""
+    return [e["text"] for e in events if e.get("event") == "user" and e.get("text") and not _external(e)]
+
+
+def _external(event: dict[str, Any]) -> bool:
+    metadata = event.get("metadata")
+    return isinstance(metadata, dict) and bool(metadata.get("is_external"))
+
+
+def typed_phone(events: Sequence[dict[str, Any]]) -> str | None:
+    """The mobile number the customer typed last in this conversation, if any."""
+    return next(filter(None, map(phone_in, reversed(customer_texts(events)))), None)
 
 
 def earlier_fallbacks(events: Sequence[dict[str, Any]]) -> int:

@@ -14,7 +14,10 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+import re
 import socket
+import time
+import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -34,9 +37,11 @@ from bot import clock, identity, models, months
 from bot.db import session_factory
 from bot.identity import NEEDS_IDENTITY
 from bot.replies import catalogue
+from bot.tickets.records import Ticket
+from bot.tickets.service import conversation_tickets, find_ticket, ticket_events, tickets_db
 from bot.utility import _build
 from bot.utility.reference_api import make_server
-from bot.wording import window
+from bot.wording import duration, moment, window
 from tests.e2e.servers import running
 
 DOMAIN: dict[str, Any] = yaml.safe_load((Path(__file__).resolve().parents[1] / "domain.yml").read_text("utf-8"))
@@ -75,6 +80,20 @@ def company_system_down(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setenv("UTILITY_RETRIES", "0")
     _build.cache_clear()
     yield
+    _build.cache_clear()
+
+
+@pytest.fixture
+def company_system_slow(monkeypatch: pytest.MonkeyPatch) -> Iterator[float]:
+    """The HTTP backend pointed at a loopback port that takes connections and never answers;
+    the client's timeout (yielded) with one retry."""
+    with socket.create_server(("127.0.0.1", 0)) as silent:  # never accepts: requests sit in its backlog
+        monkeypatch.setenv("UTILITY_BACKEND", "http")
+        monkeypatch.setenv("UTILITY_API_URL", f"http://127.0.0.1:{silent.getsockname()[1]}")
+        monkeypatch.setenv("UTILITY_TIMEOUT_SECONDS", "0.5")
+        monkeypatch.setenv("UTILITY_RETRIES", "1")
+        _build.cache_clear()
+        yield 0.5
     _build.cache_clear()
 
 
@@ -154,6 +173,7 @@ def make_tracker(
     history: Iterable[dict[str, Any]] = (),
     candidates: dict[str, Any] | None = None,
     active_loop: str | None = None,
+    sender: str = "test-customer",
 ) -> Tracker:
     """The tracker after the customer's latest message: `history` before it, then the
     message, then the slot candidates Rasa appends from the domain's entity mappings."""
@@ -167,7 +187,7 @@ def make_tracker(
     ]
     all_slots = {**initial_slots(), **(slots or {}), **candidates}
     loop = {"name": active_loop} if active_loop else {}
-    return Tracker("test-customer", all_slots, latest, events, False, None, loop, "action_listen")
+    return Tracker(sender, all_slots, latest, events, False, None, loop, "action_listen")
 
 
 def texts(dispatcher: CollectingDispatcher) -> list[str]:
@@ -215,8 +235,10 @@ def form_turn(slots: dict[str, Any], text: str, intent: str = "inform", **tracke
     return FormTurn(texts(dispatcher), events, {**before, **slot_values(events)})
 
 
-def fulfil(**slots: Any) -> tuple[list[str], list[dict[str, Any]]]:
-    return run(ActionFulfilRequest(), make_tracker(slots, "好的", "affirm"))
+def fulfil(sender: str | None = None, **slots: Any) -> tuple[list[str], list[dict[str, Any]]]:
+    """action_fulfil_request in a conversation of its own (or `sender`'s)."""
+    sender = sender or f"test-{uuid.uuid4().hex[:12]}"
+    return run(ActionFulfilRequest(), make_tracker(slots, "好的", "affirm", sender=sender))
 
 
 def reply(key: str, **values: Any) -> str:
@@ -272,6 +294,25 @@ def assert_locked_and_handed_over(messages: list[str], events: list[dict[str, An
     # the ticket form starts empty: the phone on file of a locked account is not used
     assert {name: slots[name] for name in TICKET_FORM_SLOTS} == dict.fromkeys(TICKET_FORM_SLOTS)
     assert set(slots) == {"identity_proof", "ticket_subject", "escalation", *TICKET_FORM_SLOTS}
+
+
+def callback_ticket(events: list[dict[str, Any]]) -> Ticket:
+    """The ticket the events say was filed (filed_ticket), as stored."""
+    ticket = find_ticket(tickets_db(), slot_values(events)["filed_ticket"])
+    assert ticket is not None
+    return ticket
+
+
+def assert_told_callback(message: str, ticket: Ticket) -> None:
+    """The company's system did not answer: the customer hears so, with the callback ticket's
+    number and, as every filed ticket's reply, its deadline in plain words."""
+    assert ticket.subject == "callback"
+    within = duration(ticket.sla_due_at - ticket.created_at)
+    due = moment(ticket.sla_due_at, clock.now())
+    variants_of = catalogue()["filed_callback"]
+    heads = [v.split("{contact}")[0].format(number=ticket.number, within=within, due=due) for v in variants_of]
+    assert any(message.startswith(head) for head in heads), message
+    assert "没有响应" in message and f"{within}内（{due}前）" in message
 
 
 # --- action_set_request ----------------------------------------------------------------
@@ -859,10 +900,16 @@ def test_the_lock_of_another_account_does_not_stop_a_verified_one():
 @pytest.mark.parametrize("verified_account", [None, "3201000002"])
 @pytest.mark.parametrize("request_name", ["query_bill", "bill_too_high", "meter_dispute"])
 def test_unverified_account_gets_nothing_disclosed(request_name, verified_account):
+    """The identity check could not run: a person calls back, and checks who they call first."""
     messages, events = fulfil(request=request_name, account_number=ZHANG_WEI, verified_account=verified_account)
-    assert messages == [reply("service_unavailable")]
-    assert ZHANG_WEI_MASKED not in messages[0] and "度" not in messages[0]
-    assert slot_values(events) == {"identity_proof": None}
+    ticket = callback_ticket(events)
+    (message,) = messages
+    assert_told_callback(message, ticket)
+    assert ZHANG_WEI_MASKED not in message and not re.search(r"\d(度|元)", message)
+    assert_nothing_personal(messages)
+    assert ticket.account_number == ZHANG_WEI  # as the customer gave it, for the agent
+    assert ticket.facts["身份核验"].startswith("未完成")
+    assert slot_values(events)["identity_proof"] is None
 
 
 def test_no_request_asks_what_the_customer_wants():
@@ -1034,19 +1081,94 @@ def test_planned_outage_past_its_end(outage_in_hepinglu):
 
 @pytest.mark.usefixtures("company_system_down")
 @pytest.mark.parametrize(
-    "slots",
+    "slots, category, facts",
     [
-        pytest.param({"request": "query_bill", **VERIFIED_ZHANG_WEI}, id="bill"),
-        pytest.param({"request": "bill_too_high", **VERIFIED_ZHANG_WEI}, id="high-bill"),
-        pytest.param({"request": "meter_dispute", **VERIFIED_ZHANG_WEI}, id="readings"),
-        pytest.param({"request": "query_outage", "area": "光明路"}, id="outage-by-area"),
-        pytest.param({"request": "query_outage", "account_number": ZHANG_WEI}, id="outage-by-account"),
+        pytest.param(
+            {"request": "query_bill", "month": "8月", **VERIFIED_ZHANG_WEI},
+            "tariff_billing",
+            {"待答复的问题": "查电费", "月份": "8月", "身份核验": "已通过"},
+            id="bill",
+        ),
+        pytest.param(
+            {"request": "bill_too_high", **VERIFIED_ZHANG_WEI}, "tariff_billing", {"身份核验": "已通过"}, id="high-bill"
+        ),
+        pytest.param({"request": "meter_dispute", **VERIFIED_ZHANG_WEI}, "metering", {}, id="readings"),
+        pytest.param(
+            {"request": "query_outage", "area": "光明路"},
+            "outage",
+            {"待答复的问题": "停电情况", "地区": "光明路"},
+            id="outage-by-area",
+        ),
+        pytest.param({"request": "query_outage", "account_number": ZHANG_WEI}, "outage", {}, id="outage-by-account"),
     ],
 )
-def test_system_down_fulfil_apologises_and_gives_95598(slots):
-    messages, events = fulfil(**slots)
+def test_system_down_files_a_callback_ticket_and_asks_for_a_phone(slots, category, facts):
+    sender = f"test-{uuid.uuid4().hex[:12]}"
+    messages, events = fulfil(sender, **slots)
+    ticket = callback_ticket(events)
+    (message,) = messages
+    assert_told_callback(message, ticket)
+    assert message.endswith(reply("contact_none"))
+    assert_nothing_personal(messages)
+    assert (ticket.subject, ticket.request_type, ticket.category) == ("callback", "enquiry", category)
+    assert ticket.conversation_id == sender and ticket.callback_phone is None
+    assert ticket.account_number == slots.get("account_number")
+    assert ticket.place == slots.get("area")
+    assert facts.items() <= ticket.facts.items()
+    # no phone is known: the ticket form asks for one, and nothing else
+    assert_escalated(events, "callback", None)
+    assert slot_values(events)["complaint_category"] == category and slot_values(events)["callback_phone"] is None
+
+
+@pytest.mark.usefixtures("company_system_down")
+def test_system_down_asked_again_in_the_conversation_files_no_second_ticket():
+    sender = f"test-{uuid.uuid4().hex[:12]}"
+    _, first = fulfil(sender, request="query_bill", **VERIFIED_ZHANG_WEI)
+    messages, again = fulfil(sender, request="query_bill", month="8月", **VERIFIED_ZHANG_WEI)
+    ticket = callback_ticket(first)
+    (message,) = messages
+    assert slot_values(again)["filed_ticket"] == ticket.number
+    due = moment(ticket.sla_due_at, clock.now())
+    assert message in variants("callback_existing", number=ticket.number, due=due, contact=reply("contact_none"))
+    assert followups(again) == []  # the phone was asked for already: not again
+    assert [t.number for t in conversation_tickets(tickets_db(), sender)] == [ticket.number]
+    assert [e.kind for e in ticket_events(tickets_db(), ticket.number)] == ["filed", "note"]
+    # another matter in the same conversation is a ticket of its own
+    _, outage = fulfil(sender, request="query_outage", area="光明路")
+    assert callback_ticket(outage).number != ticket.number
+
+
+@pytest.mark.usefixtures("company_system_down")
+def test_system_down_with_a_phone_typed_earlier_files_it_and_asks_nothing():
+    sender = f"test-{uuid.uuid4().hex[:12]}"
+    tracker = make_tracker(
+        {"request": "query_outage", "area": "光明路"}, "停电了，我电话13911112222", "query_outage", sender=sender
+    )
+    messages, events = run(ActionFulfilRequest(), tracker)
+    ticket = callback_ticket(events)
+    (message,) = messages
+    assert_told_callback(message, ticket)
+    assert message.endswith(reply("contact_given", phone="139****2222"))
+    assert ticket.callback_phone == "13911112222"
+    assert followups(events) == [] and "ticket_subject" not in slot_values(events)
+
+
+def test_system_slow_answers_within_the_client_timeout_with_a_callback(company_system_slow):
+    timeout = company_system_slow
+    started = time.monotonic()
+    messages, events = fulfil(request="query_outage", area="光明路")
+    elapsed = time.monotonic() - started
+    assert_told_callback(messages[0], callback_ticket(events))
+    # one call to the company's system, tried twice (UTILITY_RETRIES=1), each cut at the timeout
+    assert 2 * timeout <= elapsed < 2 * timeout + 1.5
+
+
+@pytest.mark.usefixtures("company_system_down")
+def test_system_down_and_ticket_store_down_says_so_and_gives_no_number(tmp_path, monkeypatch):
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path}")  # a folder: the database cannot be opened
+    messages, events = fulfil(request="query_outage", area="光明路")
     assert messages == [reply("service_unavailable")]
-    assert "95598" in messages[0]
+    assert "95598" in messages[0] and "GD" not in messages[0]
     assert slot_values(events) == {"identity_proof": None}
 
 
@@ -1066,8 +1188,8 @@ def test_system_down_keeps_the_number_and_then_discloses_nothing():
     assert answered.messages == []
     assert attempts_left(ZHANG_WEI) == identity.MAX_ATTEMPTS  # not the customer's failure
 
-    messages, _ = fulfil(**answered.slots)
-    assert messages == [reply("service_unavailable")]
+    messages, events = fulfil(**answered.slots)
+    assert_told_callback(messages[0], callback_ticket(events))
     assert ZHANG_WEI_MASKED not in messages[0] and "元" not in messages[0]
 
 

@@ -559,6 +559,8 @@ def test_bot_texts():
 
 # The values each reply is filled with (what the actions pass to render/say).
 REPLY_VALUES: dict[str, set[str]] = {
+    "actions_down": set(),  # said by nginx, so it can hold no value
+    "servers_busy": set(),
     "handoff_live": {"number", "queue"},
     "queue_next": {"wait"},
     "queue_behind": {"ahead", "wait"},
@@ -650,6 +652,11 @@ REPLY_VALUES: dict[str, set[str]] = {
     "contact_on_file": {"phone"},
     "contact_on_file_unverified": set(),
     "contact_none": set(),
+    "filed_callback": {"contact", "due", "number", "within"},
+    "callback_existing": {"contact", "due", "number"},
+    "callback_phone_noted": {"contact", "due", "number"},
+    "callback_no_phone": {"number"},
+    "callback_phone_not_saved": {"number"},
     "offer_meter_verification": set(),
     "offer_fault_report": set(),
     "offer_declined_meter_verification": set(),

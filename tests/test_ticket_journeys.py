@@ -978,9 +978,9 @@ def test_ticket_store_down_at_filing_says_so_honestly(start, tmp_path, monkeypat
     assert chat.slots.get("filed_ticket") is None
 
 
-def test_company_system_down_at_filing_files_without_the_account_details(start, monkeypatch, after_hours):
-    """The company's system does not answer: the ticket is still filed, with the 户号 the
-    customer gave but no phone from the account, and the phone is asked for instead."""
+@pytest.fixture
+def company_down(monkeypatch) -> Iterator[None]:
+    """The HTTP backend pointed at a loopback port where nothing listens."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -989,6 +989,13 @@ def test_company_system_down_at_filing_files_without_the_account_details(start, 
     monkeypatch.setenv("UTILITY_TIMEOUT_SECONDS", "0.5")
     monkeypatch.setenv("UTILITY_RETRIES", "0")
     _build.cache_clear()
+    yield
+    _build.cache_clear()
+
+
+def test_company_system_down_at_filing_files_without_the_account_details(start, company_down, after_hours):
+    """The company's system does not answer: the ticket is still filed, with the 户号 the
+    customer gave but no phone from the account, and the phone is asked for instead."""
     chat = start(account_number=LI_NA)
     chat.says("转人工", "request_human")
     chat.run(ActionOpenTicket())
@@ -1000,6 +1007,59 @@ def test_company_system_down_at_filing_files_without_the_account_details(start, 
     assert ticket.subject == "handoff" and ticket.account_number == LI_NA
     assert ticket.callback_phone == "13911112222"
     assert_filed_reply(chat.said[-1], ticket)
+
+
+def unanswered_bill(chat: Chat) -> Chat:
+    """The identity answer could not be checked (the company's system is down), then the
+    rule for a finished account form: action_fulfil_request, which starts the ticket form."""
+    chat.says("张伟", "inform")
+    events = chat.run(ActionFulfilRequest())
+    assert followups(events) == ["ticket_form"]
+    chat.form()
+    return chat
+
+
+def assert_told_callback(message: str, ticket: Ticket) -> None:
+    assert ticket.subject == "callback" and "没有响应" in message
+    assert_filed_reply(message, ticket)
+
+
+def test_company_down_files_a_callback_at_once_and_puts_the_phone_given_after_on_it(start, company_down):
+    chat = unanswered_bill(start(request="query_bill", account_number=ZHANG_WEI, identity_proof="unchecked"))
+    told, question = chat.said
+    ticket = chat.ticket()
+    assert_told_callback(told, ticket)  # the number first: the customer may leave now
+    assert is_variant(question, "ask_callback_phone")  # the system that holds the phone on file is down
+    assert "0001" not in told + question
+
+    chat.says("13911112222", "inform").form()
+    (noted,) = chat.said
+    ticket = chat.ticket()  # still the one
+    assert ticket.callback_phone == "13911112222"
+    due = re.search(r"（(.+?)前）", told)[1]
+    contact = variants("contact_given", phone="139****2222")[0]
+    assert is_variant(noted, "callback_phone_noted", number=ticket.number, due=due, contact=contact)
+    assert kinds(ticket) == ["filed", "callback_phone_changed"]
+    assert chat.slots["ticket_subject"] is None and chat.slots["callback_phone"] is None
+
+    # the same question again, the system still down: the same ticket, nothing asked
+    chat.says("张伟", "inform")
+    events = chat.run(ActionFulfilRequest())
+    (again,) = chat.said
+    assert is_variant(again, "callback_existing", number=ticket.number, due=due, contact=contact)
+    assert followups(events) == []
+    assert chat.ticket().number == ticket.number
+
+
+@pytest.mark.parametrize(("answer", "intent"), [("不用了", "deny"), ("取消吧", "inform")])
+def test_company_down_callback_without_a_phone_says_how_to_follow_it(start, company_down, answer, intent):
+    chat = unanswered_bill(start(request="query_bill", account_number=ZHANG_WEI, identity_proof="unchecked"))
+    number = chat.ticket().number
+    chat.says(answer, intent).form()
+    assert said_only(chat, "callback_no_phone", number=number)
+    ticket = chat.ticket()
+    assert ticket.number == number and ticket.callback_phone is None
+    assert kinds(ticket) == ["filed"]
 
 
 def test_a_stray_number_taken_for_a_account_does_not_stop_the_filing(start, after_hours):

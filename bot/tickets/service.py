@@ -9,7 +9,9 @@ so filing is idempotent and never hands out a number twice.
 
 from __future__ import annotations
 
+import json
 import logging
+import uuid
 from datetime import datetime, timedelta
 from functools import lru_cache
 
@@ -100,8 +102,12 @@ def file_ticket(sessions: sessionmaker, draft: Draft, now: datetime) -> Filed:
     """File the draft, or return the open ticket this conversation already has for it."""
     draft = checked(draft)
     key = open_key(draft.conversation_id, draft.subject, draft.category)
+    # write() tries again after a lost connection; when the commit went through and only its
+    # answer was lost, the next try finds the ticket this call filed (its filing id is on
+    # the "filed" event): that ticket is new to the customer
+    filing_id = uuid.uuid4().hex
     try:
-        return write(sessions, lambda session: _file(session, draft, key, now), integrity_errors=True)
+        return write(sessions, lambda session: _file(session, draft, key, now, filing_id), integrity_errors=True)
     except _AlreadyFiled as already:
         return Filed(already.ticket, created=False)
     except IntegrityError as error:
@@ -113,9 +119,11 @@ def file_ticket(sessions: sessionmaker, draft: Draft, now: datetime) -> Filed:
         return Filed(existing, created=False)
 
 
-def _file(session: Session, draft: Draft, key: str, now: datetime) -> Filed:
+def _file(session: Session, draft: Draft, key: str, now: datetime, filing_id: str) -> Filed:
     existing = _open_by_key(session, key)
     if existing is not None:
+        if _filed_by(session, existing, filing_id):
+            return Filed(existing, created=True)
         raise _AlreadyFiled(existing)
     sequence = next_sequence(session, now.date())  # from here on, filers of the day wait for us
     existing = _open_by_key(session, key)
@@ -154,7 +162,7 @@ def _file(session: Session, draft: Draft, key: str, now: datetime) -> Filed:
         TranscriptLineRow(ticket_id=row.id, position=i, speaker=line.speaker, text=line.text, at=line.at)
         for i, line in enumerate(transcript)
     )
-    detail = {"priority": priority, "reasons": reasons, "sla_due_at": row.sla_due_at.isoformat()}
+    detail = {"priority": priority, "reasons": reasons, "sla_due_at": row.sla_due_at.isoformat(), "filing": filing_id}
     session.add(TicketEventRow(ticket_id=row.id, at=now, actor="bot", kind="filed", detail=to_json(detail)))
     if draft.escalation:
         escalated = to_json({"reason": draft.escalation})
@@ -165,6 +173,13 @@ def _file(session: Session, draft: Draft, key: str, now: datetime) -> Filed:
         outbox.enqueue(session, ticket, transcript, now)
     session.flush()
     return Filed(ticket, created=True)
+
+
+def _filed_by(session: Session, ticket: Ticket, filing_id: str) -> bool:
+    """Whether this filing call wrote the ticket (in an earlier try whose answer was lost)."""
+    query = select(TicketEventRow.detail).where(TicketEventRow.ticket_id == ticket.id, TicketEventRow.kind == "filed")
+    detail = session.scalar(query)
+    return detail is not None and json.loads(detail).get("filing") == filing_id
 
 
 def _open_by_key(session: Session, key: str) -> Ticket | None:

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 from collections.abc import Callable
+from itertools import count
 from typing import Any, TypeVar
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.tickets.errors import TicketNotFound, TicketStoreUnavailable
@@ -24,20 +26,47 @@ T = TypeVar("T")
 # A locked SQLite database has already waited out the engine's 15 s busy timeout, so one
 # more try is enough; PostgreSQL's deadlock (40P01) and serialisation (40001) failures
 # are meant to be retried.
-ATTEMPTS = 2
+BUSY_ATTEMPTS = 2
 _RETRY_PGCODES = {"40001", "40P01"}
+# A lost connection (PostgreSQL restarting, shutting down, recovering) is tried again,
+# backing off from 0.2 s to 2 s, for this long: a restart takes a few seconds, and the
+# customer hears no number until the ticket is written. Trying a filing again is safe:
+# its open_key finds the ticket that a commit whose answer was lost did write.
+RECONNECT_SECONDS = 15.0
+_CONNECTION_LOST = re.compile(
+    r"server closed the connection|terminating connection|connection refused|could not connect|"
+    r"connection to server .* failed|connection already closed|the database system is "
+    r"(starting up|shutting down|in recovery mode|not yet accepting connections)",
+    re.IGNORECASE,
+)
 
 
-def _transient(error: OperationalError) -> bool:
+def _connection_lost(error: DBAPIError) -> bool:
+    return error.connection_invalidated or bool(_CONNECTION_LOST.search(str(error.orig)))
+
+
+def _busy(error: DBAPIError) -> bool:
     if getattr(error.orig, "pgcode", None) in _RETRY_PGCODES:
         return True
     return "database is locked" in str(error.orig) or "database table is locked" in str(error.orig)
 
 
+def _pause_before_retry(error: DBAPIError, attempt: int, deadline: float) -> float | None:
+    """Seconds to wait before trying again, or None when this failure will not pass."""
+    if _connection_lost(error):
+        pause = min(0.2 * 2 ** (attempt - 1), 2.0)
+        return pause if time.monotonic() + pause < deadline else None
+    if _busy(error) and attempt < BUSY_ATTEMPTS:
+        return 0.2 * attempt
+    return None
+
+
 def write(sessions: sessionmaker, work: Callable[[Session], T], *, integrity_errors: bool = False) -> T:
-    """Run `work` in one transaction and commit. With `integrity_errors`, an IntegrityError
-    reaches the caller (who knows which constraint can race); otherwise it is a store failure."""
-    for attempt in range(1, ATTEMPTS + 1):
+    """Run `work` in one transaction and commit, trying again while the database is busy or
+    reconnecting. With `integrity_errors`, an IntegrityError reaches the caller (who knows
+    which constraint can race); otherwise it is a store failure."""
+    deadline = time.monotonic() + RECONNECT_SECONDS
+    for attempt in count(1):
         try:
             with sessions.begin() as session:
                 return work(session)
@@ -45,12 +74,12 @@ def write(sessions: sessionmaker, work: Callable[[Session], T], *, integrity_err
             if integrity_errors:
                 raise
             raise TicketStoreUnavailable(f"ticket store refused the change: {type(error.orig).__name__}") from error
-        except OperationalError as error:
-            if attempt < ATTEMPTS and _transient(error):
-                log.warning("ticket store busy (%s), trying again", type(error.orig).__name__)
-                time.sleep(0.2 * attempt)
-                continue
-            raise TicketStoreUnavailable(f"ticket store unavailable: {type(error.orig).__name__}") from error
+        except DBAPIError as error:
+            pause = _pause_before_retry(error, attempt, deadline)
+            if pause is None:
+                raise TicketStoreUnavailable(f"ticket store unavailable: {type(error.orig).__name__}") from error
+            log.warning("ticket store failed (%s), trying again in %.1f s", type(error.orig).__name__, pause)
+            time.sleep(pause)
         except SQLAlchemyError as error:
             raise TicketStoreUnavailable(f"ticket store unavailable: {type(error).__name__}") from error
     raise AssertionError("unreachable")
