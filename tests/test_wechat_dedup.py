@@ -22,20 +22,20 @@ import bot.models
 import bot.tickets.models  # noqa: F401  (every table in Base.metadata, as the migrations see them)
 from bot import clock
 from bot.db import Base, engine_for, session_factory
-from bot.schema import alembic_config, upgrade
-from bot.wechat.dedup import (
+from bot.dedup import (
     ANSWERED,
     PROCESSING,
-    PUSH,
-    PUSHED,
     DatabaseDedup,
     DedupUnavailable,
     Entry,
+    FallbackDedup,
+    InboundMessageRow,
     MemoryDedup,
     RedisDedup,
     store_for,
 )
-from bot.wechat.models import WeChatMessageRow
+from bot.schema import alembic_config, upgrade
+from bot.wechat.inbox import PUSH, PUSHED
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 
@@ -55,12 +55,12 @@ def redis_client():
 def store(request, database_url) -> Iterator:
     """Each store; the database one on SQLite and on PostgreSQL (the others run twice, alike)."""
     if request.param == "database":
-        yield DatabaseDedup(session_factory(database_url), ttl_seconds=600)
+        yield DatabaseDedup(session_factory(database_url), ttl_seconds=600, namespace="wechat")
     elif request.param == "redis":
         client = redis_client()
-        prefix = f"test:wechat:{uuid.uuid4().hex}:"
-        yield RedisDedup(client, ttl_seconds=600, prefix=prefix)
-        for key in client.scan_iter(prefix + "*"):
+        redis_store = RedisDedup(client, ttl_seconds=600, namespace=f"test{uuid.uuid4().hex}")
+        yield redis_store
+        for key in client.scan_iter(redis_store.prefix + "*"):
             client.delete(key)
     else:
         yield MemoryDedup(ttl_seconds=600)
@@ -143,14 +143,14 @@ def test_of_the_answer_and_the_give_up_exactly_one_wins(store):
 
 def test_an_expired_database_entry_is_ignored_claimed_again_and_purged(database_url):
     sessions = session_factory(database_url)
-    store = DatabaseDedup(sessions, ttl_seconds=600)
+    store = DatabaseDedup(sessions, ttl_seconds=600, namespace="wechat")
     old, kept = key(), key()
     store.claim(old)
     store.claim(kept)
     with sessions.begin() as session:  # as if claimed eleven minutes ago
         session.execute(
-            update(WeChatMessageRow)
-            .where(WeChatMessageRow.message_key == old)
+            update(InboundMessageRow)
+            .where(InboundMessageRow.message_key == f"wechat:{old}")
             .values(expires_at=clock.now() - timedelta(minutes=1))
         )
     assert store.get(old) is None
@@ -158,20 +158,20 @@ def test_an_expired_database_entry_is_ignored_claimed_again_and_purged(database_
     assert store.get(old) == Entry(PROCESSING)
 
     with sessions.begin() as session:
-        session.execute(update(WeChatMessageRow).where(WeChatMessageRow.message_key == old)
+        session.execute(update(InboundMessageRow).where(InboundMessageRow.message_key == f"wechat:{old}")
                         .values(expires_at=clock.now() - timedelta(minutes=1)))  # fmt: skip
-    fresh = DatabaseDedup(sessions, ttl_seconds=600)  # a new store purges on its first claim
+    fresh = DatabaseDedup(sessions, ttl_seconds=600, namespace="wechat")  # a new store purges on its first claim
     fresh.claim(key())
     with sessions() as session:
-        keys = set(session.scalars(select(WeChatMessageRow.message_key)))
-        expired = session.scalar(select(func.count()).where(WeChatMessageRow.expires_at <= clock.now()))
-    assert old not in keys and kept in keys and expired == 0
+        keys = set(session.scalars(select(InboundMessageRow.message_key)))
+        expired = session.scalar(select(func.count()).where(InboundMessageRow.expires_at <= clock.now()))
+    assert f"wechat:{old}" not in keys and f"wechat:{kept}" in keys and expired == 0
 
 
 def test_a_redis_entry_expires():
     client = redis_client()
-    prefix = f"test:wechat:{uuid.uuid4().hex}:"
-    store = RedisDedup(client, ttl_seconds=600, prefix=prefix)
+    store = RedisDedup(client, ttl_seconds=600, namespace=f"test{uuid.uuid4().hex}")
+    prefix = store.prefix
     k = key()
     store.claim(k)
     assert 590 < client.ttl(prefix + k) <= 600  # SET NX with the expiry
@@ -188,31 +188,32 @@ def test_a_redis_entry_expires():
 def test_unreachable_stores_say_so(tmp_path):
     import redis
 
-    down = RedisDedup(redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.5), ttl_seconds=60)
+    down = RedisDedup(redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.5), 60, "wechat")
     with pytest.raises(DedupUnavailable):
         down.claim(key())
-    no_table = DatabaseDedup(session_factory(f"sqlite:///{tmp_path / 'empty.db'}"), ttl_seconds=60)
+    no_table = DatabaseDedup(session_factory(f"sqlite:///{tmp_path / 'empty.db'}"), 60, "wechat")
     with pytest.raises(DedupUnavailable):
         no_table.claim(key())
 
 
 def test_redis_is_used_when_configured(sqlite_url, monkeypatch):
     monkeypatch.setenv("DATABASE_URL", sqlite_url)
-    assert isinstance(store_for(REDIS_URL, 60), RedisDedup)
-    assert isinstance(store_for("", 60), DatabaseDedup)
+    assert isinstance(store_for(REDIS_URL, 60, "wechat"), FallbackDedup)  # Redis, and the database while it is down
+    assert isinstance(store_for("", 60, "wechat"), DatabaseDedup)
 
 
 # --- the migration ------------------------------------------------------------------------------
 
 
 def test_migration_0006_adds_and_removes_the_wechat_tables(empty_database_url):
+    """(0009 renames wechat_messages to inbound_messages, for every channel.)"""
     config = alembic_config(empty_database_url)
     tables = set(inspect(engine_for(empty_database_url)).get_table_names())
-    assert {"wechat_bindings", "wechat_messages"} <= tables
+    assert {"wechat_bindings", "inbound_messages"} <= tables
     command.downgrade(config, "0005")
     tables = set(inspect(engine_for(empty_database_url)).get_table_names())
-    assert not {"wechat_bindings", "wechat_messages"} & tables and "staff_users" in tables
+    assert not {"wechat_bindings", "wechat_messages", "inbound_messages"} & tables and "staff_users" in tables
     upgrade(empty_database_url)
-    assert {"wechat_bindings", "wechat_messages"} <= set(inspect(engine_for(empty_database_url)).get_table_names())
+    assert {"wechat_bindings", "inbound_messages"} <= set(inspect(engine_for(empty_database_url)).get_table_names())
     with engine_for(empty_database_url).connect() as connection:  # the migration is the models
         assert compare_metadata(MigrationContext.configure(connection), Base.metadata) == []

@@ -15,14 +15,14 @@ from wechatpy import parse_message
 
 from bot import clock
 from bot.db import session_factory
+from bot.dedup import ANSWERED, DatabaseDedup, DedupUnavailable, MemoryDedup
 from bot.known_customer import vouched_account
 from bot.utility.sql import SqlUtilityData
 from bot.wechat import bindings, messages
 from bot.wechat.api import WeChatApi
 from bot.wechat.config import WeChatConfig
-from bot.wechat.dedup import ANSWERED, PUSHED, DatabaseDedup, DedupUnavailable, MemoryDedup
 from bot.wechat.delivery import Delivery
-from bot.wechat.inbox import Inbox
+from bot.wechat.inbox import PUSHED, Inbox
 from tests.e2e.servers import running
 from tests.fake_wechat_api import FakeWeChatApi
 from tests.wechat_platform import WeChatPlatform, new_openid
@@ -98,7 +98,7 @@ class World:
 def world(sqlite_url, fake_api) -> Iterator[World]:
     config = WeChatConfig(TOKEN, "", APP_ID, SECRET, fake_api.url, reply_seconds=REPLY_SECONDS, bot_concurrency=2)
     sessions = session_factory(sqlite_url)
-    store = DatabaseDedup(sessions, ttl_seconds=600)
+    store = DatabaseDedup(sessions, ttl_seconds=600, namespace="wechat")
     bot = FakeBot()
     with ThreadPoolExecutor(max_workers=4) as executor:
         inbox = Inbox(

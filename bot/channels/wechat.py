@@ -23,12 +23,12 @@ from sanic.response import HTTPResponse
 
 from bot.config import load_settings
 from bot.db import session_factory
+from bot.dedup import store_for
 from bot.masking import install_log_masking
 from bot.utility import utility_data
 from bot.wechat import envelope, messages
 from bot.wechat.api import WeChatApi
 from bot.wechat.config import WeChatConfig
-from bot.wechat.dedup import store_for
 from bot.wechat.delivery import Delivery
 from bot.wechat.envelope import Refused
 from bot.wechat.inbox import Inbox
@@ -69,7 +69,7 @@ class WeChatInput(InputChannel):
             return turn.messages
 
         if config.enabled:
-            store = store_for(config.redis_url, config.dedup_seconds)
+            store = store_for(config.redis_url, config.dedup_seconds, "wechat")
             self.inbox = Inbox(config, store, self._delivery, ask, self._executor, session_factory, utility_data)
 
         @webhook.route("/", methods=["GET"])
@@ -177,7 +177,7 @@ def _log_state(config: WeChatConfig) -> None:
         "WeChat channel on: encrypted messages %s, pushing %s, dedup in %s",
         "yes" if config.safe_mode else "no (WECHAT_ENCODING_AES_KEY empty)",
         "yes" if config.can_push else "no (WECHAT_APP_ID/WECHAT_APP_SECRET empty): slow answers are lost",
-        "Redis" if config.redis_url else "the database",
+        "Redis (the database while it does not answer)" if config.redis_url else "the database",
     )
     if not load_settings().customer_token_secret:
         log.warning("CUSTOMER_TOKEN_SECRET is empty: bound followers are still asked for the identity check")

@@ -3,7 +3,9 @@
 from alembic import context
 from sqlalchemy import engine_from_config, pool
 
+import bot.analytics.models
 import bot.console.models
+import bot.dedup
 import bot.handoff.models
 import bot.models
 import bot.tickets.models

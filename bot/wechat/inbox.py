@@ -9,6 +9,13 @@ never reaches the bot: it gets the same passive reply if there was one, else "su
 the answer is pushed (WeChat has stopped listening to the earlier request, so a passive reply
 there would be lost). The dedup store's compare-and-set decides between passive and push.
 
+A message's states in the dedup store (bot/dedup.py; the last two are WeChat's own):
+
+  processing  taken; the bot is working on it
+  answered    the answer is the passive reply (kept, so a retry gets the same reply)
+  push        the request that waited gave up (or WeChat retried): push the answer when ready
+  pushed      the answer went out through the customer-service API
+
 Under load (bench/RESULTS.md): a follower's messages go to the bot one at a time, in the
 order WeChat delivered them, and at most `bot_concurrency` turns run at once. Rasa runs the
 NLU on the event loop, so with every message of a burst in the bot at once the loop is busy
@@ -30,17 +37,19 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import sessionmaker
 from wechatpy.messages import BaseMessage
 
+from bot.dedup import ANSWERED, PROCESSING, DedupStore, DedupUnavailable, Entry, MemoryDedup
 from bot.known_customer import vouch
 from bot.masking import mask_account, mask_openid
 from bot.outages import known_area_in
 from bot.utility import UtilityData
 from bot.wechat import bindings, messages
 from bot.wechat.config import WeChatConfig
-from bot.wechat.dedup import ANSWERED, PROCESSING, PUSH, PUSHED, DedupStore, DedupUnavailable, Entry, MemoryDedup
 from bot.wechat.delivery import Delivery
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+
+PUSH, PUSHED = "push", "pushed"
 
 # the bot's turn: (text, sender id, metadata) -> the messages it said (Rasa's dicts)
 AskBot = Callable[[str, str, dict[str, Any]], Awaitable[list[dict[str, Any]]]]

@@ -1,9 +1,9 @@
-"""Tables of the WeChat channel: followers bound to a 户号, and the messages already taken
-(the dedup store when Redis is not configured)."""
+"""The WeChat channel's table: followers bound to a 户号 (the messages already taken are in
+bot/dedup.py's `inbound_messages`)."""
 
 from __future__ import annotations
 
-from sqlalchemy import Column, DateTime, String, Text
+from sqlalchemy import Column, DateTime, String
 
 from bot.db import Base
 
@@ -17,16 +17,3 @@ class WeChatBindingRow(Base):
     openid = Column(String(64), primary_key=True)
     account_number = Column(String(10), nullable=False, index=True)
     bound_at = Column(DateTime, nullable=False)
-
-
-class WeChatMessageRow(Base):
-    """A message WeChat delivered (by MsgId, or sender and time for events), remembered
-    until it expires so that WeChat's retries are not processed again."""
-
-    __tablename__ = "wechat_messages"
-
-    message_key = Column(String(160), primary_key=True)
-    state = Column(String(16), nullable=False)  # processing | answered | push | pushed
-    replies = Column(Text)  # JSON list: the passive reply, given again to a retry
-    received_at = Column(DateTime, nullable=False)
-    expires_at = Column(DateTime, nullable=False, index=True)
