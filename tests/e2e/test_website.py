@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import re
-import urllib.request
 from collections.abc import Iterator
 from urllib.parse import urlsplit
 
@@ -20,7 +19,7 @@ from sqlalchemy import delete
 from bot.db import session_factory
 from bot.known_customer import vouched_account
 from bot.models import IdentityFailure
-from tests.e2e.conftest import CUSTOMER_SECRET, RASA_TOKEN, Stack
+from tests.e2e.conftest import CUSTOMER_SECRET, Stack
 from tests.e2e.servers import VENV_BIN, Process, free_port, start, wait_until_up
 from tests.e2e.test_console_browser import (  # noqa: F401 (fixtures: browser, console, contexts, person)
     ARTIFACTS,
@@ -119,10 +118,7 @@ class Visitor:
 
 
 def user_metadata(stack: Stack, sender: str) -> list[dict]:
-    url = f"{stack.rasa_url}/conversations/{sender}/tracker?token={RASA_TOKEN}"
-    with urllib.request.urlopen(url, timeout=30) as response:
-        events = json.load(response)["events"]
-    return [e.get("metadata") or {} for e in events if e["event"] == "user"]
+    return [e.get("metadata") or {} for e in stack.tracker_events(sender) if e["event"] == "user"]
 
 
 def website_shot(page: Page, name: str) -> None:
