@@ -46,6 +46,17 @@ class Settings:
     website_port: int
     rasa_public_url: str
     website_cookie_secure: bool
+    # the project whose data/nlu and domain.yml the console's trainers write into
+    # (default: this checkout; tests point it at a scratch copy)
+    training_project: Path
+    # where the dashboard's containment and fallback figures come from (bot/analytics):
+    # "database" (the embedded default) or "events" (the analytics consumer's tables, fed
+    # by Rasa's event broker); the broker, the queue the consumer reads and the exchange
+    # Rasa publishes to (endpoints.yml's event_broker: queues, exchange_name)
+    analytics_source: str
+    rabbitmq_url: str
+    rasa_events_queue: str
+    rasa_events_exchange: str
 
 
 def load_settings() -> Settings:
@@ -76,4 +87,9 @@ def load_settings() -> Settings:
         website_port=int(os.environ.get("WEBSITE_PORT", "5090")),
         rasa_public_url=os.environ.get("RASA_PUBLIC_URL", "http://127.0.0.1:5005").rstrip("/"),
         website_cookie_secure=os.environ.get("WEBSITE_COOKIE_SECURE", "1").strip() == "1",
+        training_project=Path(os.environ.get("TRAINING_PROJECT", "").strip() or PROJECT_ROOT),
+        analytics_source=os.environ.get("ANALYTICS_SOURCE", "database").strip().lower(),
+        rabbitmq_url=os.environ.get("RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/%2F"),
+        rasa_events_queue=os.environ.get("RASA_EVENTS_QUEUE", "rasa_events"),
+        rasa_events_exchange=os.environ.get("RASA_EVENTS_EXCHANGE", "rasa-exchange"),
     )

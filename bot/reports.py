@@ -3,8 +3,15 @@ on SQLite and PostgreSQL) returning plain rows: named tuples a chart and a CSV f
 read. Periods are whole local days, the default the last 30 including today.
 
 Containment (机器人独立解决率): the share of conversations the bot finished without handing
-them to a person (no ticket with subject `handoff` in the same conversation). Hot spots
-(热点区域): supply areas (台区) with repeated outages or complaints.
+them to a person (no ticket with subject `handoff` in the same conversation). Fallback rate
+(兜底率): the share of the customer's messages the bot answered with its fallback ("please
+say it again", then a person) because it did not understand. Hot spots (热点区域): supply
+areas (台区) with repeated outages or complaints.
+
+Containment and the fallback rate come from the analytics consumer's daily figures when
+ANALYTICS_SOURCE=events (bot/analytics), else containment from the conversations the
+action server counts; only Rasa's event stream sees every turn, so without it there is no
+fallback rate.
 """
 
 from __future__ import annotations
@@ -18,6 +25,8 @@ from sqlalchemy import and_, case, exists, func, literal, or_, select, union_all
 from sqlalchemy.orm import sessionmaker
 
 from bot import models
+from bot.analytics.models import DayFiguresRow
+from bot.config import load_settings
 from bot.handoff.models import ConversationRow
 from bot.tickets.models import TicketRow
 from bot.tickets.records import CLOSED_STATUSES
@@ -82,6 +91,16 @@ class ContainmentDay(NamedTuple):
     @property
     def contained(self) -> float:
         return (self.conversations - self.handed_over) / self.conversations if self.conversations else 0.0
+
+
+class FallbackDay(NamedTuple):
+    day: date
+    answered: int  # the customer's messages the bot answered (not those relayed to an agent)
+    fallbacks: int  # of them, answered by the fallback
+
+    @property
+    def share(self) -> float:
+        return self.fallbacks / self.answered if self.answered else 0.0
 
 
 class HotSpot(NamedTuple):
@@ -163,8 +182,20 @@ def satisfaction_by_day(sessions: sessionmaker, period: Period) -> list[Satisfac
     return [SatisfactionDay(_day(d), round(float(avg), 2), n) for d, avg, n in _rows(sessions, query)]
 
 
+def from_events() -> bool:
+    """Whether containment and fallbacks come from the analytics consumer (ANALYTICS_SOURCE=events)."""
+    return load_settings().analytics_source == "events"
+
+
 def containment(sessions: sessionmaker, period: Period) -> list[ContainmentDay]:
     """Conversations started per day and how many of them were handed to a person."""
+    if from_events():
+        query = (
+            select(DayFiguresRow.day, DayFiguresRow.conversations, DayFiguresRow.handed_over)
+            .where(DayFiguresRow.day.between(period.start, period.end), DayFiguresRow.conversations > 0)
+            .order_by(DayFiguresRow.day)
+        )
+        return [ContainmentDay(_day(d), n, h) for d, n, h in _rows(sessions, query)]
     handed = exists().where(
         TicketRow.conversation_id == ConversationRow.conversation_id, TicketRow.subject == "handoff"
     )
@@ -176,6 +207,20 @@ def containment(sessions: sessionmaker, period: Period) -> list[ContainmentDay]:
         .order_by(day)
     )
     return [ContainmentDay(_day(d), n, int(h or 0)) for d, n, h in _rows(sessions, query)]
+
+
+def fallbacks(sessions: sessionmaker, period: Period) -> list[FallbackDay] | None:
+    """Per day, the customer's messages the bot answered and how many of them its fallback
+    answered; None unless the figures come from the event stream."""
+    if not from_events():
+        return None
+    answered = DayFiguresRow.messages - DayFiguresRow.relayed
+    query = (
+        select(DayFiguresRow.day, answered, DayFiguresRow.fallbacks)
+        .where(DayFiguresRow.day.between(period.start, period.end), answered > 0)
+        .order_by(DayFiguresRow.day)
+    )
+    return [FallbackDay(_day(d), a, f) for d, a, f in _rows(sessions, query)]
 
 
 def hot_spots(sessions: sessionmaker, period: Period, repeated: int = REPEATED) -> list[HotSpot]:

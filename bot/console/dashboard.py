@@ -133,6 +133,33 @@ def _containment_chart(sessions, period, _now):
     }
 
 
+NO_FALLBACK_FIGURE = (
+    "兜底率来自 Rasa 的事件流：运行分析消费者（python -m bot analytics consume）并设置 ANALYTICS_SOURCE=events 后可见"
+)
+
+
+def _fallbacks_table(sessions, period, _now):
+    rows = reports.fallbacks(sessions, period) or []
+    return [(r.day, r.answered, r.fallbacks, _percent(r.fallbacks, r.answered)) for r in rows]
+
+
+def _fallbacks_chart(sessions, period, _now):
+    rows = reports.fallbacks(sessions, period)
+    by_day = {r.day: r for r in rows or []}
+    days = period.days()
+    chart = {
+        "type": "line",
+        "labels": [d.isoformat() for d in days],
+        "datasets": [
+            {"label": "兜底率（%）", "data": [round(by_day[d].share * 100, 1) if d in by_day else None for d in days]}
+        ],
+        "decimals": True,
+    }
+    if rows is None:
+        chart["note"] = NO_FALLBACK_FIGURE  # the page says why instead of "no data"
+    return chart
+
+
 def _hot_spots_table(sessions, period, _now):
     return [(r.area, r.outages, r.complaints) for r in reports.hot_spots(sessions, period)]
 
@@ -185,6 +212,13 @@ _FIGURES = (
         ("日期", "会话数", "转人工会话数", "机器人独立解决率"),
         _containment_table,
         _containment_chart,
+    ),
+    (
+        "fallbacks",
+        "兜底率（没听懂，按日）",
+        ("日期", "机器人应答的客户消息数", "兜底次数", "兜底率"),
+        _fallbacks_table,
+        _fallbacks_chart,
     ),
     ("hotspots", "热点区域（停电或投诉两次以上）", ("区域", "停电次数", "投诉数"), _hot_spots_table, _hot_spots_chart),
     ("units", "被投诉人员/单位", ("被投诉人员/单位", "投诉数", "属实数"), _units_table, _units_chart),

@@ -16,7 +16,7 @@ import pytest
 import requests
 
 from bot import clock, reports
-from bot.console.dashboard import FIGURES, csv_body
+from bot.console.dashboard import FIGURES, NO_FALLBACK_FIGURE, csv_body
 from bot.db import session_factory
 from bot.handoff import service
 from bot.reports import Period
@@ -163,6 +163,15 @@ def test_chart_json_has_one_value_per_day(console):
     tariff = next(d for d in chart["datasets"] if d["label"] == "电价电费")
     assert tariff["data"] == [2, 0, 0, 0, 0, 0, 0]
     assert supervisor.get("/api/dashboard/nothing").status_code == 404
+
+
+def test_without_the_event_stream_the_fallback_figure_says_why_it_is_empty(console):
+    supervisor = console.signed_in("supervisor")
+    assert 'id="figure-fallbacks"' in supervisor.get("/dashboard").text
+    chart = supervisor.get("/api/dashboard/fallbacks").json()
+    assert chart["note"] == NO_FALLBACK_FIGURE  # the page shows it instead of "no data"
+    assert chart["datasets"][0]["data"] == [None] * 30
+    assert _csv(supervisor.get("/dashboard/fallbacks.csv")) == [list(FIGURES["fallbacks"].columns)]
 
 
 def test_default_period_is_the_last_30_days(console):

@@ -48,6 +48,7 @@
       })
       .then(function (figure) {
         empty.hidden = hasData(figure);
+        if (figure.note) empty.textContent = figure.note; // a figure this setup does not measure
         draw(canvas, figure);
       })
       .catch(function () {
