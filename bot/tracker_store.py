@@ -1,19 +1,48 @@
-"""The embedded default's tracker store: Rasa's in-memory store, with one store per
+"""The tracker stores of this project.
+
+ProcessTrackerStore, the embedded default's: Rasa's in-memory store, with one store per
 process instead of one per loaded model.
 
 Replacing the model through Rasa's HTTP API (PUT /model, what promoting a trained model
 does) builds a new agent with a new tracker store from endpoints.yml; Rasa's own
 InMemoryTrackerStore would start empty and every customer mid-conversation would lose
-it. Production keeps trackers in PostgreSQL and does not need this.
+it.
+
+PatientSQLTrackerStore, production's: Rasa's SQL tracker store, waiting out a database
+restart instead of forgetting.
+
+Rasa wraps every tracker store in its `FailSafeTrackerStore`: when the database does not
+answer, a conversation it cannot read starts again from nothing, and a turn it cannot
+save is kept in the server's memory only, while the customer is answered as if all were
+well. A PostgreSQL restart of a few seconds thus cut complaints in half (the customer's
+phone number landing in a new, empty conversation) and lost turns silently.
+
+This store tries again while the database is away (connection refused, "starting up",
+"shutting down", a connection cut: SQLAlchemy's OperationalError and connections it
+invalidated), every `retry_seconds` doubling to 2 s, for up to `patience_seconds`; the
+turn waits, other conversations go on (the waits are asyncio sleeps). Only after that
+does Rasa's fail-safe take over. A save tried again publishes the turn's events to the
+event broker again: the analytics consumer counts an event once however often it comes.
+
+endpoints.yml: tracker_store: {type: bot.tracker_store.PatientSQLTrackerStore, dialect:
+postgresql, url: ..., port: ..., db: ..., username: ..., password: ..., patience_seconds: 20}
 """
 
 from __future__ import annotations
 
-from typing import Any
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 from rasa.core.brokers.broker import EventBroker
-from rasa.core.tracker_store import InMemoryTrackerStore
+from rasa.core.tracker_store import InMemoryTrackerStore, SQLTrackerStore
 from rasa.shared.core.domain import Domain
+from rasa.shared.core.trackers import DialogueStateTracker
+from sqlalchemy.exc import DBAPIError, OperationalError
+
+log = logging.getLogger(__name__)
 
 _CONVERSATIONS: dict[str, str] = {}  # sender id -> serialised tracker, for the process's life
 
@@ -24,3 +53,48 @@ class ProcessTrackerStore(InMemoryTrackerStore):
     def __init__(self, domain: Domain, event_broker: EventBroker | None = None, **kwargs: Any) -> None:
         super().__init__(domain, event_broker, **kwargs)
         self.store = _CONVERSATIONS
+
+
+T = TypeVar("T")
+LONGEST_WAIT = 2.0
+
+
+class PatientSQLTrackerStore(SQLTrackerStore):
+    def __init__(self, *args: Any, patience_seconds: float = 20.0, retry_seconds: float = 0.25, **kwargs: Any) -> None:
+        self.patience_seconds = float(patience_seconds)
+        self.retry_seconds = float(retry_seconds)
+        super().__init__(*args, **kwargs)
+
+    async def retrieve(self, sender_id: str) -> DialogueStateTracker | None:
+        return await self._patiently("read", lambda: super(PatientSQLTrackerStore, self).retrieve(sender_id))
+
+    async def retrieve_full_tracker(self, sender_id: str) -> DialogueStateTracker | None:
+        return await self._patiently(
+            "read", lambda: super(PatientSQLTrackerStore, self).retrieve_full_tracker(sender_id)
+        )
+
+    async def save(self, tracker: DialogueStateTracker) -> None:
+        await self._patiently("save", lambda: super(PatientSQLTrackerStore, self).save(tracker))
+
+    async def _patiently(self, what: str, attempt: Callable[[], Awaitable[T]]) -> T:
+        deadline, wait, tries = time.monotonic() + self.patience_seconds, self.retry_seconds, 0
+        while True:
+            try:
+                result = await attempt()
+            except DBAPIError as error:
+                if not _database_away(error) or time.monotonic() + wait > deadline:
+                    raise
+                tries += 1
+                if tries == 1:
+                    log.warning("tracker store: the database does not answer (%s); trying to %s again for up to "
+                                "%g s", type(error.orig).__name__, what, self.patience_seconds)  # fmt: skip
+                await asyncio.sleep(wait)
+                wait = min(LONGEST_WAIT, wait * 2)
+                continue
+            if tries:
+                log.warning("tracker store: the database answers again (%s after %d tries)", what, tries)
+            return result
+
+
+def _database_away(error: DBAPIError) -> bool:
+    return isinstance(error, OperationalError) or error.connection_invalidated
