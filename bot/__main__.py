@@ -12,6 +12,7 @@ import urllib.request
 import uuid
 
 from bot import clock
+from bot.cluster.cli import add_commands as add_cluster_commands
 from bot.config import load_settings
 from bot.training.cli import add_commands as add_training_commands
 
@@ -19,9 +20,11 @@ from bot.training.cli import add_commands as add_training_commands
 def cmd_db_init(args: argparse.Namespace) -> int:
     from bot.db import session_factory
     from bot.demo_data import ensure_demo_data
-    from bot.schema import upgrade
+    from bot.schema import ensure_database, upgrade
 
     url = args.database_url or load_settings().database_url
+    if os.environ.get("CREATE_DATABASES", "1").strip() != "0":  # 0: the DBA makes PostgreSQL's
+        ensure_database(url)
     upgrade(url)
     print("schema up to date")
     if args.demo:
@@ -78,6 +81,60 @@ def cmd_outbox_run(args: argparse.Namespace) -> int:
             time.sleep(args.interval)
     except KeyboardInterrupt:
         return 0
+
+
+def cmd_analytics_consume(args: argparse.Namespace) -> int:
+    """Count Rasa's events from RabbitMQ into the dashboard's figures until stopped, or once."""
+    import asyncio
+
+    from bot.analytics.consumer import Consumer, Unavailable
+    from bot.db import session_factory
+    from bot.masking import install_log_masking
+
+    settings = load_settings()
+    install_log_masking()
+    sessions = session_factory(args.database_url or settings.database_url)
+    queue = args.queue or settings.rasa_events_queue
+    consumer = Consumer(sessions, settings.rabbitmq_url, queue, settings.rasa_events_exchange)
+    try:
+        if args.once:
+            tally = asyncio.run(consumer.drain())
+            print(f"{tally.counted} events counted, {tally.repeated} seen before, {tally.rejected} rejected")
+        else:
+            asyncio.run(consumer.run())
+    except Unavailable as error:
+        print(f"analytics consumer: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+def cmd_recovery_run(args: argparse.Namespace) -> int:
+    """Hand conversations cut off by a dead action server to a person, until stopped, or once."""
+    import contextlib
+
+    from bot.cluster.recovery import RasaApi, Recovery, actions_url
+    from bot.db import session_factory
+    from bot.masking import install_log_masking
+    from bot.tickets.errors import TicketStoreUnavailable
+
+    settings = load_settings()
+    install_log_masking()
+    sessions = session_factory(args.database_url or settings.database_url)
+    worker = Recovery(sessions, RasaApi(settings.rasa_url, settings.rasa_token), f"{actions_url()}/health")
+    if args.once:
+        try:
+            report = worker.round()
+        except TicketStoreUnavailable as error:
+            print(f"recovery: {error}", file=sys.stderr)
+            return 1
+        print(f"{report.handed_over} handed over, {report.asked} asked for a phone first, {report.failed} to try "
+              f"again, {report.waiting} waiting for the action servers")  # fmt: skip
+        return 0
+    with contextlib.suppress(KeyboardInterrupt):
+        worker.run(args.interval)
+    return 0
 
 
 def cmd_wait(args: argparse.Namespace) -> int:
@@ -268,6 +325,26 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--database-url")
     run.set_defaults(func=cmd_outbox_run)
 
+    analytics = sub.add_parser("analytics", help="the dashboard's figures from Rasa's event stream (RabbitMQ)")
+    analytics_sub = analytics.add_subparsers(dest="analytics_command", required=True)
+    consume = analytics_sub.add_parser(
+        "consume", help="count Rasa's events from RABBITMQ_URL into the database, until stopped"
+    )
+    consume.add_argument("--queue", help="default: RASA_EVENTS_QUEUE (rasa_events)")
+    consume.add_argument("--once", action="store_true", help="count what the queue holds now and exit")
+    consume.add_argument("--database-url")
+    consume.set_defaults(func=cmd_analytics_consume)
+
+    recovery = sub.add_parser("recovery", help="conversations cut off by a dead action server, to a person")
+    recovery_sub = recovery.add_subparsers(dest="recovery_command", required=True)
+    recover = recovery_sub.add_parser(
+        "run", help="hand them over once the action servers (ACTIONS_URL) answer, every --interval seconds"
+    )
+    recover.add_argument("--once", action="store_true", help="one round now and exit")
+    recover.add_argument("--interval", type=float, default=3.0, help="seconds between rounds (default 3)")
+    recover.add_argument("--database-url")
+    recover.set_defaults(func=cmd_recovery_run)
+
     wait = sub.add_parser("wait", help="wait until every URL answers")
     wait.add_argument("urls", nargs="+")
     wait.add_argument("--timeout", type=float, default=180)
@@ -316,6 +393,7 @@ def main(argv: list[str] | None = None) -> int:
     site.set_defaults(func=cmd_website_serve)
 
     add_training_commands(sub)
+    add_cluster_commands(sub)
 
     args = parser.parse_args(argv)
     return args.func(args)

@@ -4,7 +4,9 @@ server with the trained model, talking through the REST channel."""
 
 from __future__ import annotations
 
+import json
 import re
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -57,9 +59,26 @@ class Stack:
     rasa_url: str
     callbacks: CallbackChannel
     wechat_api: FakeWeChatApi  # WeChat's API on loopback: what the bot pushed to followers
+    actions_url: str  # the action server's webhook
 
     def conversation(self) -> Conversation:
         return Conversation(self.rest, f"e2e-{uuid.uuid4().hex[:10]}")
+
+    def tracker_events(self, sender: str) -> list[dict]:
+        """The conversation's events as the Rasa server keeps them."""
+        url = f"{self.rasa_url}/conversations/{sender}/tracker?token={RASA_TOKEN}"
+        with urllib.request.urlopen(url, timeout=30) as response:
+            return json.load(response)["events"]
+
+    def parse(self, text: str) -> dict:
+        """What the server's NLU makes of `text` (POST /model/parse), outside any conversation."""
+        request = urllib.request.Request(
+            f"{self.rasa_url}/model/parse?token={RASA_TOKEN}",
+            data=json.dumps({"text": text}).encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return json.load(response)
 
 
 @dataclass
@@ -106,6 +125,13 @@ def assert_follows_the_doctrine(conversation: Conversation) -> None:
             said.add(reply)
 
 
+def rasa_endpoints(actions_url: str) -> str:
+    """endpoints.yml as the project's, with this action server."""
+    text = (PROJECT / "endpoints.yml").read_text(encoding="utf-8")
+    assert "http://127.0.0.1:5055/webhook" in text
+    return text.replace("http://127.0.0.1:5055/webhook", actions_url)
+
+
 def _model() -> str:
     model = PROJECT / "models" / "current.tar.gz"
     if not model.exists():
@@ -143,9 +169,7 @@ def _serve(
     actions_port, rasa_port = free_port(), free_port()
     config = tmp_path_factory.mktemp("config")
     endpoints, credentials = config / "endpoints.yml", config / "credentials.yml"
-    endpoints.write_text(
-        f'action_endpoint:\n  url: "http://127.0.0.1:{actions_port}/webhook"\nnlg:\n  type: bot.nlg.FreshResponses\n'
-    )
+    endpoints.write_text(rasa_endpoints(f"http://127.0.0.1:{actions_port}/webhook"))
     # the project's channels, and the callback channel: the customer's end in these tests
     credentials.write_text(
         (PROJECT / "credentials.yml").read_text(encoding="utf-8") + f'\ncallback:\n  url: "{callback_url}/bot"\n'
@@ -184,7 +208,17 @@ def _serve(
         wait_until_up(actions, f"http://127.0.0.1:{actions_port}/health")
         wait_until_up(rasa, f"http://127.0.0.1:{rasa_port}/", ready="Hello from Rasa")
         rasa_url = f"http://127.0.0.1:{rasa_port}"
-        yield Stack(RestClient(rasa_url), proxy, actions, rasa, database_url, rasa_url, callbacks, wechat_api)
+        yield Stack(
+            RestClient(rasa_url),
+            proxy,
+            actions,
+            rasa,
+            database_url,
+            rasa_url,
+            callbacks,
+            wechat_api,
+            f"http://127.0.0.1:{actions_port}/webhook",
+        )
     finally:
         rasa.stop()
         actions.stop()

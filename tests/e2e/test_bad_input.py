@@ -58,15 +58,6 @@ def test_month_without_a_bill(chat: Conversation) -> None:
     assert "没有找到2020年1月的账单" in answer and "到" in answer
 
 
-@pytest.mark.parametrize("mode", ["down", "slow"])
-def test_company_system_down_or_slow(stack: Stack, chat: Conversation, mode: str) -> None:
-    stack.proxy.mode = mode
-    answer = chat.say("光明路停电了吗")
-    assert "95598" in answer and ("没有响应" in answer or "查不到" in answer)
-    stack.proxy.mode = "pass"
-    still_works(chat)
-
-
 def test_logs_are_masked(stack: Stack, chat: Conversation) -> None:
     chat.say("查电费 3201000001")
     chat.say("尾号13800000001")

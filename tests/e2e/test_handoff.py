@@ -29,12 +29,6 @@ def customer(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> CallbackCustomer:
     return CallbackCustomer(stack.rasa_url, stack.callbacks, f"cb-{uuid.uuid4().hex[:10]}")
 
 
-def tracker_events(stack: Stack, sender: str) -> list[dict]:
-    url = f"{stack.rasa_url}/conversations/{sender}/tracker?token={RASA_TOKEN}"
-    with urllib.request.urlopen(url, timeout=30) as response:
-        return json.load(response)["events"]
-
-
 def handed_off(customer: CallbackCustomer) -> str:
     customer.say("转人工")
     queued = customer.wait_for(lambda t: "转接人工客服" in t)
@@ -46,7 +40,7 @@ def test_while_handed_off_the_bots_policies_do_not_answer(stack: Stack, customer
     before = len(stack.callbacks.texts(customer.sender))
     customer.say("帮我查下3201000001的电费")  # a request the bot would answer at once
     customer.say("你好？有人吗")
-    events = tracker_events(stack, customer.sender)
+    events = stack.tracker_events(customer.sender)
     users = [i for i, e in enumerate(events) if e["event"] == "user" and not e["text"].startswith("EXTERNAL")]
     for index in users[-2:]:
         actions = [e for e in events[index + 1 :] if e["event"] == "action"][:2]
@@ -84,7 +78,7 @@ def test_agent_replies_live_and_hands_back_with_context(stack: Stack, customer: 
     message = desk.reply(sessions, number, "wang", "您好，我是客服小王，您的电费我来核对。", clock.now())
     assert message.error is None
     customer.wait_for(lambda t: t == "【人工客服】您好，我是客服小王，您的电费我来核对。")
-    events = tracker_events(stack, customer.sender)
+    events = stack.tracker_events(customer.sender)
     assert any(e["event"] == "bot" and "客服小王" in (e.get("text") or "") for e in events)  # in the tracker
 
     desk.hand_back(sessions, number, "wang", clock.now())
