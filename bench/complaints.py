@@ -3,11 +3,9 @@ through the REST webhook at the same time; afterwards the ticket database is che
 
     .venv/bin/python bench/complaints.py [--customers 200] [--database sqlite|postgresql]
 
-Each customer (own sender id, own phone 139xxxxxxxx) says three things:
-  1. a complaint about staff conduct  -> the bot confirms the category ("服务行为 ... 对吗？")
-  2. "对"                              -> the bot asks for a callback phone (手机号)
-  3. the 11-digit phone               -> the bot files the ticket and says its number (GD…)
-All customers start at once (asyncio + aiohttp, no connection limit). Recorded: latency
+Each customer (own sender id, own phone) complains, confirms the category and gives the
+phone (tests/load.py, shared with the cluster benchmark and tests). All customers start
+at once (asyncio + aiohttp, no connection limit). Recorded: latency
 of every message, HTTP errors and timeouts, replies that leave the expected flow, and
 whether the last reply carries a ticket number. Then the database must hold exactly N
 tickets with N distinct numbers, one per conversation, each the number the customer was
@@ -29,15 +27,12 @@ import argparse
 import asyncio
 import math
 import os
-import random
-import re
 import statistics
 import subprocess
 import sys
 import time
 import uuid
 from collections import Counter
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import aiohttp
@@ -47,51 +42,21 @@ PROJECT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT))
 
 from tests.e2e.servers import ACTION_SERVER_ENV, Process, free_port, start, wait_until_up  # noqa: E402
+from tests.load import (  # noqa: E402
+    NUMBER,
+    Customer,
+    Turn,
+    check_database,
+    complain_all,
+    make_customers,
+    send,
+    told_number,
+)
 
 OUT = PROJECT / "bench" / "out"
 RASA = str(PROJECT / ".venv" / "bin" / "rasa")
 PYTHON = str(PROJECT / ".venv" / "bin" / "python")
 MODEL = PROJECT / "models" / "current.tar.gz"
-
-# Staff-conduct complaints as customers write them. Each names the person and how they
-# behaved (态度 / 推来推去 / 不耐烦 / 骂人 / 爱答不理 / 挂电话 ...), which is what makes the bot
-# guess 服务行为 and ask to confirm it.
-COMPLAINTS = [
-    "我要投诉，营业厅的工作人员态度很差，推来推去",
-    "我要投诉你们抄表员，态度太恶劣了，问两句就骂人",
-    "投诉一下营业厅柜台那个小姑娘，爱答不理的，问什么都不耐烦",
-    "我要投诉，上门的工作人员说话很冲，还吼我",
-    "你们客服挂我电话，态度极差，我要投诉",
-    "我要投诉营业厅的人，办个过户推来推去跑了三趟",
-]
-CONFIRM = re.compile(r"服务行为.*(对吗|可以吗)[？?]")
-ASK_PHONE = re.compile(r"手机号")
-NUMBER = re.compile(r"GD\d{12}")
-
-
-@dataclass
-class Turn:
-    text: str
-    seconds: float | None = None
-    replies: list[str] = field(default_factory=list)
-    error: str | None = None  # "timeout", "HTTP 500", "ClientConnectorError", ...
-
-
-@dataclass
-class Customer:
-    index: int
-    sender: str
-    phone: str
-    complaint: str
-    turns: list[Turn] = field(default_factory=list)
-    deviations: list[str] = field(default_factory=list)  # replies that left the expected flow
-    told: str | None = None  # the last ticket number the bot said, in any turn
-    seconds: float | None = None  # the whole complaint, first message sent to last reply
-
-    @property
-    def errors(self) -> list[str]:
-        return [t.error for t in self.turns if t.error]
-
 
 # --- the database ------------------------------------------------------------------
 
@@ -174,70 +139,17 @@ def start_stack(database_url: str, tag: str, actions_env: dict[str, str]) -> tup
 # --- the customers -----------------------------------------------------------------
 
 
-async def send(session: aiohttp.ClientSession, url: str, sender: str, turn: Turn) -> None:
-    began = time.perf_counter()
-    try:
-        async with session.post(f"{url}/webhooks/rest/webhook", json={"sender": sender, "message": turn.text}) as r:
-            body = await r.json(content_type=None) if r.status == 200 else await r.text()
-            if r.status != 200:
-                turn.error = f"HTTP {r.status}"
-            else:
-                turn.replies = [m.get("text", "") for m in body if isinstance(m, dict)]
-    except asyncio.TimeoutError:
-        turn.error = "timeout"
-    except (aiohttp.ClientError, ValueError) as error:
-        turn.error = type(error).__name__
-    finally:
-        turn.seconds = time.perf_counter() - began
-
-
-async def complain(session: aiohttp.ClientSession, url: str, customer: Customer, start_line: asyncio.Event) -> None:
-    await start_line.wait()
-    began = time.perf_counter()
-    expectations = (
-        (customer.complaint, CONFIRM, "no 服务行为 confirmation"),
-        ("对", ASK_PHONE, "no question for the phone"),
-        (customer.phone, NUMBER, "no ticket number"),
-    )
-    for message, expected, deviation in expectations:
-        turn = Turn(message)
-        customer.turns.append(turn)
-        await send(session, url, customer.sender, turn)
-        if turn.error:
-            return  # the conversation is broken off; the database check tells what was filed
-        said = "\n".join(turn.replies)
-        if not expected.search(said):
-            customer.deviations.append(f"{deviation}: {said!r}")
-    customer.seconds = time.perf_counter() - began
-    last = "\n".join(customer.turns[-1].replies)
-    masked = customer.phone[:3] + "****" + customer.phone[-4:]
-    if NUMBER.search(last) and masked not in last:
-        customer.deviations.append(f"the filing reply does not repeat the masked phone {masked}")
-
-
-def told_number(customer: Customer) -> str | None:
-    """The last ticket number the bot said in this conversation, in whichever turn."""
-    said = [n for turn in customer.turns for reply in turn.replies for n in NUMBER.findall(reply)]
-    return said[-1] if said else None
-
-
 async def run_customers(url: str, customers: list[Customer], timeout: float, stalls: list[float]) -> float:
-    connector = aiohttp.TCPConnector(limit=0)  # no client-side queue: all customers really at once
-    async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=timeout)) as session:
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout)) as session:
         warm = Turn("你好")  # the first message loads lazily built parts; not measured, files nothing
         await send(session, url, f"warmup-{uuid.uuid4().hex[:8]}", warm)
         if warm.error:
             raise RuntimeError(f"warm-up message failed: {warm.error}")
-        start_line = asyncio.Event()
-        tasks = [asyncio.create_task(complain(session, url, c, start_line)) for c in customers]
-        await asyncio.sleep(0.1)  # every task is waiting at the start line
-        began = time.perf_counter()
-        start_line.set()
         probe = asyncio.create_task(probe_stalls(session, url, stalls))
-        await asyncio.gather(*tasks)
-        wall = time.perf_counter() - began
-        probe.cancel()
-        return wall
+        try:
+            return await complain_all(url, customers, timeout)
+        finally:
+            probe.cancel()
 
 
 async def probe_stalls(session: aiohttp.ClientSession, url: str, stalls: list[float]) -> None:
@@ -254,72 +166,7 @@ async def probe_stalls(session: aiohttp.ClientSession, url: str, stalls: list[fl
         await asyncio.sleep(0.5)
 
 
-def make_customers(count: int, run_tag: str) -> list[Customer]:
-    rng = random.Random(run_tag)
-    suffixes = rng.sample(range(10**8), count)  # distinct phones
-    return [
-        Customer(
-            index=i,
-            sender=f"complaint-{run_tag}-{i:04d}",
-            phone=f"139{suffix:08d}",
-            complaint=COMPLAINTS[i % len(COMPLAINTS)],
-        )
-        for i, suffix in enumerate(suffixes)
-    ]
-
-
 # --- the checks --------------------------------------------------------------------
-
-
-def check_database(url: str, customers: list[Customer]) -> tuple[dict[str, int], list[str]]:
-    """Figures from the tickets table, and what is wrong with it."""
-    engine = create_engine(url, future=True)
-    try:
-        with engine.connect() as connection:
-            rows = connection.execute(
-                text("SELECT number, conversation_id, callback_phone, category, request_type FROM tickets")
-            ).all()
-            sequence = connection.execute(text("SELECT COALESCE(MAX(last), 0) FROM ticket_sequences")).scalar()
-    finally:
-        engine.dispose()
-    n = len(customers)
-    numbers = Counter(row.number for row in rows)
-    figures: dict[str, int] = {
-        "tickets": len(rows), "distinct numbers": len(numbers), "sequence high-water mark": sequence,
-    }  # fmt: skip
-    problems: list[str] = []
-    if len(rows) != n:
-        problems.append(f"{len(rows)} tickets in the database for {n} customers")
-    for number, times in numbers.items():
-        if times > 1:
-            problems.append(f"ticket number {number} used {times} times")
-    by_conversation: dict[str, list] = {}
-    for row in rows:
-        by_conversation.setdefault(row.conversation_id, []).append(row)
-    senders = {c.sender for c in customers}
-    strangers = [row for row in rows if row.conversation_id not in senders]
-    if strangers:
-        problems.append(f"{len(strangers)} tickets of no simulated customer: {[r.number for r in strangers][:5]}")
-    kinds: Counter[str] = Counter()
-    for customer in customers:
-        mine = by_conversation.get(customer.sender, [])
-        who = f"customer {customer.index} ({customer.sender})"
-        if len(mine) != 1:
-            kinds["no ticket" if not mine else "more than one ticket"] += 1
-            problems.append(f"{who}: {len(mine)} tickets {[r.number for r in mine]}, told {customer.told}")
-            continue
-        row = mine[0]
-        if row.number != customer.told:
-            kinds["ticket never told" if customer.told is None else "told another number"] += 1
-            problems.append(f"{who}: ticket {row.number} in the database, told {customer.told}")
-        if row.callback_phone != customer.phone:
-            kinds["callback phone not the one given"] += 1
-            problems.append(f"{who}: callback phone {row.callback_phone!r}, gave {customer.phone}")
-        if (row.category, row.request_type) != ("staff_conduct", "complaint"):
-            kinds["not filed as a staff-conduct complaint"] += 1
-            problems.append(f"{who}: filed as {row.request_type}/{row.category}")
-    figures |= {f"customers with {kind}": count for kind, count in kinds.items()}
-    return figures, problems
 
 
 def log_signals(process: Process) -> dict[str, int]:
@@ -449,7 +296,7 @@ def main() -> int:
         cpu = {p.name: cpu_seconds(p) - cpu_before[p.name] for p in servers}
         load = os.getloadavg()[0]
         for customer in customers:
-            customer.told = told_number(customer)
+            customer.told = told_number(customer)  # also when the conversation broke off
         signals = {"rasa server": log_signals(rasa), "action server": log_signals(actions)}
         time.sleep(1)  # let a filing whose reply timed out finish before counting
         figures, problems = check_database(database_url, customers)
