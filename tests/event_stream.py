@@ -1,6 +1,7 @@
 """Rasa's event stream in tests: the real RabbitMQ on 127.0.0.1:5672 (guest/guest) with a
-queue and a fanout exchange of the test's own, Rasa's own PikaEventBroker publishing to
-them, and conversations written as the events Rasa's tracker store streams."""
+queue and a fanout exchange of the test's own, the Rasa servers' event broker
+(bot/event_broker.py) publishing to them, and conversations written as the events Rasa's
+tracker store streams."""
 
 from __future__ import annotations
 
@@ -16,12 +17,12 @@ from zoneinfo import ZoneInfo
 
 import aio_pika
 import pytest
-from rasa.core.brokers.pika import PikaEventBroker
 from rasa.shared.core.events import ActionExecuted, BotUttered, Event, SessionStarted, SlotSet, UserUttered
 
 from bot.analytics.consumer import Backoff, Consumer, Tally
 from bot.analytics.models import ConversationFactsRow, DayFiguresRow
 from bot.config import load_settings
+from bot.event_broker import PikaEventBroker
 
 RABBITMQ_HOST, RABBITMQ_PORT = "127.0.0.1", 5672
 RABBITMQ_URL = f"amqp://guest:guest@{RABBITMQ_HOST}:{RABBITMQ_PORT}/%2F"
@@ -89,8 +90,8 @@ class Conversation:
 
 
 class Rabbit:
-    """The real RabbitMQ with a queue and a fanout exchange of the test's own, Rasa's
-    PikaEventBroker publishing to them, and an event loop in a thread that the broker and
+    """The real RabbitMQ with a queue and a fanout exchange of the test's own, the Rasa
+    servers' PikaEventBroker publishing to them, and an event loop in a thread that the broker and
     the consumers run on."""
 
     def __init__(self) -> None:

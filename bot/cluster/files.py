@@ -103,7 +103,7 @@ def endpoints(layout: Layout) -> dict:
             "retry_seconds": 5,
         },
         "event_broker": {
-            "type": "pika",
+            "type": "bot.event_broker.PikaEventBroker",
             "url": rabbit["host"],
             "port": rabbit["port"] or 5672,
             "username": rabbit["username"] or "guest",

@@ -46,8 +46,8 @@ def bot(tmp_path_factory) -> Iterator[StreamingBot]:
     actions_port, rasa_port = free_port(), free_port()
     endpoints = yaml.safe_load(rasa_endpoints(f"http://127.0.0.1:{actions_port}/webhook"))
     endpoints["event_broker"] = {
-        "type": "pika", "url": RABBITMQ_HOST, "port": RABBITMQ_PORT, "username": "guest", "password": "guest",
-        "queues": [rabbit.queue], "exchange_name": rabbit.exchange,
+        "type": "bot.event_broker.PikaEventBroker", "url": RABBITMQ_HOST, "port": RABBITMQ_PORT,
+        "username": "guest", "password": "guest", "queues": [rabbit.queue], "exchange_name": rabbit.exchange,
     }  # fmt: skip
     (folder / "endpoints.yml").write_text(yaml.safe_dump(endpoints), encoding="utf-8")
     (folder / "credentials.yml").write_text("rest:\n", encoding="utf-8")
