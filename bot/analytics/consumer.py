@@ -43,6 +43,10 @@ from bot.masking import redact
 log = logging.getLogger(__name__)
 
 PREFETCH = 50  # messages RabbitMQ hands over before their acks; counted in order, in batches
+# how long a batch waits for more events after its first: a turn's events arrive within
+# milliseconds of each other, and a transaction for every few of them cost a fifth of a
+# core at ten customers (bench/RESULTS.md); the dashboard is that much later
+LINGER_SECONDS = 0.2
 CONNECT_TIMEOUT = 10.0  # seconds
 EXCERPT = 200  # characters of a rejected message shown in the log
 
@@ -160,10 +164,7 @@ class Consumer:
             if not delivery.done():
                 delivery.cancel()
                 raise BrokerUnavailable(f"RabbitMQ closed the channel ({_reason(closed.result())})")
-            batch = [delivery.result()]
-            while len(batch) < PREFETCH and not deliveries.empty():
-                batch.append(deliveries.get_nowait())
-            await self._handle_batch(batch)
+            await self._handle_batch(await _batch(delivery.result(), deliveries))
 
     async def _handle_batch(self, messages: list[AbstractIncomingMessage]) -> None:
         """Count a batch in one transaction, messages that are not events rejected apart.
@@ -236,6 +237,26 @@ class Consumer:
         log.debug("analytics consumer: why %s could not be counted", event.key[:12], exc_info=error)
         await message.reject(requeue=False)
         self.tally.rejected += 1
+
+
+async def _batch(
+    first: AbstractIncomingMessage, deliveries: asyncio.Queue[AbstractIncomingMessage]
+) -> list[AbstractIncomingMessage]:
+    """`first` and what arrives within LINGER_SECONDS after it, up to PREFETCH messages."""
+    batch = [first]
+    give_up = asyncio.get_running_loop().time() + LINGER_SECONDS
+    while len(batch) < PREFETCH:
+        if not deliveries.empty():
+            batch.append(deliveries.get_nowait())
+            continue
+        left = give_up - asyncio.get_running_loop().time()
+        if left <= 0:
+            break
+        try:
+            batch.append(await asyncio.wait_for(deliveries.get(), left))
+        except asyncio.TimeoutError:
+            break
+    return batch
 
 
 def _unavailable(error: SQLAlchemyError) -> bool:
