@@ -40,6 +40,9 @@ from tests.private_redis import PrivateRedis
 # every Redis command 30 ms slower: a network between the servers and Redis, and the window
 # in which two read-modify-writes of Rasa's store interleave
 LATENCY = 0.03
+# a turn's work between reading the tracker and saving it (NLU, policies, actions): long
+# enough that two servers let in together both read before either saves, on a slow machine too
+TURN = 0.15
 
 
 @pytest.fixture
@@ -129,7 +132,7 @@ def run_servers(
                     visits.enter(round_, lock.now_serving)
                     tracker = await tracker_store.retrieve(sender)
                     tracker.update(UserUttered(f"server {index} round {round_}", {"name": "greet", "confidence": 1}))
-                    await asyncio.sleep(0.01)  # NLU, policies, actions
+                    await asyncio.sleep(TURN)
                     await tracker_store.save(tracker)
                     visits.leave()
 
