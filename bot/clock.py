@@ -5,12 +5,16 @@ from __future__ import annotations
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
-from bot.config import load_settings
+from bot.config import timezone_name
+
+
+def _zone() -> ZoneInfo:
+    return ZoneInfo(timezone_name())
 
 
 def now() -> datetime:
     """The current local time, naive, in the company's time zone."""
-    return datetime.now(ZoneInfo(load_settings().timezone)).replace(tzinfo=None, microsecond=0)
+    return datetime.now(_zone()).replace(tzinfo=None, microsecond=0)
 
 
 def today() -> date:
@@ -19,4 +23,4 @@ def today() -> date:
 
 def from_timestamp(seconds: float) -> datetime:
     """A Unix timestamp (Rasa's event times) as local naive time."""
-    return datetime.fromtimestamp(seconds, ZoneInfo(load_settings().timezone)).replace(tzinfo=None, microsecond=0)
+    return datetime.fromtimestamp(seconds, _zone()).replace(tzinfo=None, microsecond=0)

@@ -59,6 +59,12 @@ class Settings:
     rasa_events_exchange: str
 
 
+def timezone_name() -> str:
+    """The company's time zone (BOT_TIMEZONE), alone: bot.clock asks for it for every event
+    the analytics consumer counts, and reading all the settings cost a fifth of its time."""
+    return os.environ.get("BOT_TIMEZONE", "Asia/Shanghai")
+
+
 def load_settings() -> Settings:
     """Read the settings afresh (tests change the environment between runs)."""
     default_db = f"sqlite:///{PROJECT_ROOT / 'var' / 'bot.db'}"
@@ -68,7 +74,7 @@ def load_settings() -> Settings:
         utility_api_url=os.environ.get("UTILITY_API_URL", "http://127.0.0.1:8081"),
         utility_timeout_seconds=float(os.environ.get("UTILITY_TIMEOUT_SECONDS", "3")),
         utility_retries=int(os.environ.get("UTILITY_RETRIES", "1")),
-        timezone=os.environ.get("BOT_TIMEZONE", "Asia/Shanghai"),
+        timezone=timezone_name(),
         ticket_sla_urgent_minutes=int(os.environ.get("TICKET_SLA_URGENT_MINUTES", "45")),
         ticket_sla_high_minutes=int(os.environ.get("TICKET_SLA_HIGH_MINUTES", "120")),
         ticket_sla_normal_minutes=int(os.environ.get("TICKET_SLA_NORMAL_MINUTES", "1440")),

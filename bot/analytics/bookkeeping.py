@@ -21,7 +21,9 @@ What counts, each on the local day of its own timestamp unless said otherwise:
 - a bot message said in place of an action that could not run (`metadata.interruption`:
   nginx's actions door answers so when no action server does) is an interruption, kept
   once per conversation and moment for the recovery worker (bot/cluster/recovery.py).
-Every other event is only recorded as seen.
+Every other event (three in four of a turn's: the actions, most slots, the
+featurisation) changes no figure: it is neither hashed nor written, so a turn costs the
+consumer a few rows instead of one for each of its ~16 events (bench/RESULTS.md, issue 8).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
+from functools import cached_property
 from typing import Any
 
 from sqlalchemy import select, update
@@ -46,6 +49,7 @@ from bot.tickets.models import TicketRow
 from bot.tickets.numbers import normalize_number
 
 FALLBACK_ACTIONS = frozenset({FALLBACK_ACTION, "action_default_fallback"})
+COUNTED_ACTIONS = FALLBACK_ACTIONS | {RELAY}
 INTERRUPTIONS = frozenset({"actions_down"})  # what nginx's actions door says (bot/cluster/files.py)
 HANDOFF_SUBJECT = "handoff"
 FILED_TICKET_SLOT = "filed_ticket"
@@ -60,11 +64,25 @@ class MalformedEvent(ValueError):
 
 @dataclass(frozen=True)
 class StreamEvent:
-    key: str  # sha256 of the event: the same event delivered twice has the same key
     conversation_id: str
     kind: str  # Rasa's event type: user, bot, action, slot, ...
     at: datetime  # local, naive
     fields: Mapping[str, Any]
+
+    @cached_property
+    def key(self) -> str:
+        """sha256 of the event: the same event delivered twice has the same key."""
+        canonical = json.dumps(self.fields, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode("utf-8", "surrogatepass")).hexdigest()
+
+    @property
+    def counts(self) -> bool:
+        """Whether the event can change a figure (the module's docstring): only those are recorded."""
+        if self.kind == "user":
+            return not _external(self.fields)
+        if self.kind == "action":
+            return self.fields.get("name") in COUNTED_ACTIONS
+        return self.kind == "bot" or (self.kind == "slot" and self.fields.get("name") == FILED_TICKET_SLOT)
 
 
 def parse(body: bytes) -> StreamEvent:
@@ -86,34 +104,38 @@ def parse(body: bytes) -> StreamEvent:
         at = clock.from_timestamp(timestamp)
     except (OverflowError, OSError, ValueError):
         raise MalformedEvent("timestamp out of range") from None
-    canonical = json.dumps(event, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
-    key = hashlib.sha256(canonical.encode("utf-8", "surrogatepass")).hexdigest()
-    return StreamEvent(key, sender, kind, at, event)
+    return StreamEvent(sender, kind, at, event)
 
 
-def record(sessions: sessionmaker, event: StreamEvent) -> bool:
-    """Count the event, unless it was counted before: True if it was counted now."""
+def record(sessions: sessionmaker, event: StreamEvent) -> bool | None:
+    """Count the event, unless it was counted before: True if it was counted now, None
+    if it changes no figure."""
     return record_all(sessions, [event])[0]
 
 
-def record_all(sessions: sessionmaker, events: list[StreamEvent]) -> list[bool]:
+def record_all(sessions: sessionmaker, events: list[StreamEvent]) -> list[bool | None]:
     """Count the events in order in one transaction (all or none), each unless it was
-    counted before: for each, True if it was counted now. One commit for a batch is what
-    keeps the consumer's CPU small next to the Rasa servers' (bench/RESULTS.md, issue 8)."""
-    counted = []
+    counted before: for each, True if it was counted now, False if before, None if it
+    changes no figure (not written; a batch of only such events opens no transaction).
+    One commit for a batch is what keeps the consumer's CPU small next to the Rasa
+    servers' (bench/RESULTS.md, issue 8)."""
+    counted: list[bool | None] = [None] * len(events)
+    if not any(event.counts for event in events):
+        return counted
     with sessions.begin() as session:
-        for event in events:
+        for index, event in enumerate(events):
+            if not event.counts:
+                continue
             # a redelivery is not new; on PostgreSQL a concurrent one waits here for the first
-            new = _insert_new(session, CountedEventRow, key=event.key, at=event.at)
-            if new:
+            counted[index] = _insert_new(session, CountedEventRow, key=event.key, at=event.at)
+            if counted[index]:
                 _count(session, event)
-            counted.append(new)
     return counted
 
 
 def _count(session: Session, event: StreamEvent) -> None:
     fields, day = event.fields, event.at.date()
-    if event.kind == "user" and not _external(fields):
+    if event.kind == "user":  # the customer's: an external one does not count (StreamEvent.counts)
         facts = _facts(session, event.conversation_id)
         increments = {"messages": 1}
         if facts.started_at is None:
@@ -169,9 +191,10 @@ def _moved(facts: ConversationFactsRow, at: datetime) -> None:
 
 def _is_handoff(session: Session, value: Any) -> bool:
     number = normalize_number(value) if isinstance(value, str) else None
-    return number is not None and session.scalar(
-        select(TicketRow.subject).where(TicketRow.number == number)
-    ) == HANDOFF_SUBJECT
+    return (
+        number is not None
+        and session.scalar(select(TicketRow.subject).where(TicketRow.number == number)) == HANDOFF_SUBJECT
+    )
 
 
 def _facts(session: Session, conversation_id: str) -> ConversationFactsRow:
