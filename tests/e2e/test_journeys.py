@@ -196,7 +196,8 @@ def test_small_talk(chat: Conversation, message: str, response: str) -> None:
 
 def test_bot_challenge_is_answered_honestly(chat: Conversation) -> None:
     answer = chat.say("你是真人还是机器人")
-    assert "机器人" in answer and "不是真人" in answer
+    # either wording: it is a robot, and how to reach a person
+    assert "机器人" in answer and "人工" in answer
 
 
 def test_two_stage_fallback_rephrase_then_a_person(chat: Conversation) -> None:
