@@ -4,11 +4,14 @@ read, naming the secrets instead of holding them."""
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
+import threading
 
 import yaml
 
+from bot.cluster.launcher import answers
 from tests.e2e.servers import PROJECT
 
 
@@ -41,3 +44,18 @@ def test_files_are_written_where_the_environment_says(tmp_path) -> None:
     written = "".join(path.read_text(encoding="utf-8") for path in tmp_path.glob("*.yml")) + nginx
     assert "s3cret" not in written and ":pw@" not in written  # passwords stay in the environment
     assert "${REDIS_PASSWORD}" in written and "${TRACKER_STORE_PASSWORD}" in written
+
+
+def test_a_part_that_answers_with_no_http_is_not_up_yet() -> None:
+    """What the probe reads when it connects to itself on a port nobody listens on yet."""
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def echo_a_request_line() -> None:
+        client, _address = listener.accept()
+        with client:
+            client.recv(65536)
+            client.sendall(b"GET / HTTP/1.1\r\n\r\n")
+
+    threading.Thread(target=echo_a_request_line, daemon=True).start()
+    with listener:
+        assert answers(f"http://127.0.0.1:{listener.getsockname()[1]}/health") is False

@@ -6,6 +6,7 @@ product's and the tracker store's databases are made if they are missing."""
 
 from __future__ import annotations
 
+import http.client
 import logging
 import os
 import signal
@@ -195,8 +196,11 @@ class Cluster:
 
 
 def answers(url: str) -> bool:
+    """Whether the part at `url` answers 200. Anything else is "not yet", a reply that is
+    not HTTP too: polling a loopback port nobody listens on yet can connect the probe to
+    itself (TCP's simultaneous open), and it then reads back its own request."""
     try:
         with urllib.request.urlopen(url, timeout=2) as response:
             return response.status == 200
-    except (urllib.error.URLError, OSError):
+    except (urllib.error.URLError, OSError, http.client.HTTPException):
         return False
