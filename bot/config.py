@@ -57,6 +57,8 @@ class Settings:
     rabbitmq_url: str
     rasa_events_queue: str
     rasa_events_exchange: str
+    # how long the analytics consumer keeps the key of a counted event against a redelivery
+    analytics_keep_keys_hours: float
 
 
 def timezone_name() -> str:
@@ -98,4 +100,5 @@ def load_settings() -> Settings:
         rabbitmq_url=os.environ.get("RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/%2F"),
         rasa_events_queue=os.environ.get("RASA_EVENTS_QUEUE", "rasa_events"),
         rasa_events_exchange=os.environ.get("RASA_EVENTS_EXCHANGE", "rasa-exchange"),
+        analytics_keep_keys_hours=float(os.environ.get("ANALYTICS_KEEP_KEYS_HOURS", "48")),
     )

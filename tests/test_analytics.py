@@ -10,6 +10,7 @@ session databases."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import csv
 import io
@@ -26,15 +27,15 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from rasa.core.brokers.pika import RABBITMQ_EXCHANGE
-from sqlalchemy import event, func, inspect, select
+from sqlalchemy import event, func, inspect, select, text
 from sqlalchemy.engine import make_url
 
 import bot.console.models  # every table of the schema, for the migration's comparison
 import bot.training.models
 import bot.wechat.models  # noqa: F401
-from bot import reports
+from bot import clock, reports
 from bot.analytics import bookkeeping
-from bot.analytics.consumer import Tally
+from bot.analytics.consumer import Consumer, Tally
 from bot.analytics.models import CountedEventRow
 from bot.config import load_settings
 from bot.console.dashboard import FIGURES, NO_FALLBACK_FIGURE
@@ -229,6 +230,50 @@ def test_a_redelivered_event_changes_nothing(database_url, rabbit):
     assert day_figures(sessions, day) == (1, 0, 2, 0, 1)
 
 
+def test_keys_counted_long_ago_are_forgotten_and_a_recent_redelivery_still_changes_nothing(database_url, rabbit):
+    sessions = session_factory(database_url)
+    day = date(2004, 8, 1)
+    old, recent = (Conversation(datetime.combine(day, time(hour, 0))).says("查电费", "query_bill") for hour in (9, 10))
+    rabbit.publish(old.events + recent.events)
+    rabbit.wait_queued(2)
+    assert rabbit.drain(rabbit.consumer(sessions)) == Tally(counted=2)
+    keys = [bookkeeping.parse(json.dumps(talk.events[0]).encode()).key for talk in (old, recent)]
+    with sessions.begin() as session:  # the first counted three days ago
+        session.get(CountedEventRow, keys[0]).counted_at = clock.now() - timedelta(days=3)
+
+    consumer = rabbit.consumer(sessions)  # ANALYTICS_KEEP_KEYS_HOURS: two days
+    assert consumer.keep_keys == timedelta(hours=48)
+    rabbit.publish(recent.events)  # RabbitMQ delivers the recent one again
+    rabbit.wait_queued(1)
+    assert rabbit.drain(consumer) == Tally(repeated=1)  # and the drain forgets at its end
+
+    with sessions() as session:
+        assert session.get(CountedEventRow, keys[0]) is None
+        assert session.get(CountedEventRow, keys[1]) is not None
+    assert day_figures(sessions, day) == (2, 0, 2, 0, 0)  # the figures keep what was counted
+
+
+def test_forgetting_goes_a_batch_a_transaction_and_a_database_away_only_postpones_it(sqlite_url, caplog):
+    sessions = session_factory(sqlite_url)
+    long_ago = clock.now() - timedelta(days=30)
+    with sessions.begin() as session:
+        session.add_all(
+            CountedEventRow(key=f"{n:064x}", at=long_ago, counted_at=long_ago + timedelta(minutes=n)) for n in range(7)
+        )
+    commits: list[int] = []
+    event.listen(sessions.kw["bind"], "commit", lambda _connection: commits.append(1))
+
+    assert bookkeeping.forget_counted(sessions, long_ago + timedelta(minutes=5), batch=2) == 5
+    assert len(commits) == 3  # 2 + 2 + 1
+    with sessions() as session:
+        assert session.scalar(select(func.count()).select_from(CountedEventRow)) == 2
+
+    away = Consumer(session_factory("sqlite:////nonexistent/directory/bot.db"), RABBITMQ_URL, "q", "x")
+    with caplog.at_level(logging.WARNING, logger="bot.analytics.consumer"):
+        assert asyncio.run(away.forget()) == 0
+    assert "could not forget old event keys (OperationalError" in caplog.text
+
+
 def test_a_malformed_message_is_rejected_and_the_next_one_counted(database_url, rabbit, caplog):
     sessions = session_factory(database_url)
     talk = Conversation(datetime(2004, 8, 1, 10, 0)).says("你好", "greet")
@@ -403,3 +448,14 @@ def test_the_analytics_migration_goes_down_and_up_again(empty_database_url):
     assert set(inspect(engine_for(empty_database_url)).get_table_names()) >= ANALYTICS_TABLES
     with engine_for(empty_database_url).connect() as connection:
         assert compare_metadata(MigrationContext.configure(connection), Base.metadata) == []
+
+
+def test_keys_counted_before_the_forgetting_existed_are_kept_as_if_counted_at_the_upgrade(empty_database_url):
+    command.downgrade(alembic_config(empty_database_url), "0010")
+    with engine_for(empty_database_url).begin() as connection:
+        connection.execute(text("INSERT INTO analytics_events (key, at) VALUES ('k', '2004-08-01 09:00:00')"))
+    before = clock.now()
+    upgrade(empty_database_url)
+    with session_factory(empty_database_url)() as session:
+        row = session.get(CountedEventRow, "k")
+    assert row.at == datetime(2004, 8, 1, 9) and before <= row.counted_at <= clock.now()

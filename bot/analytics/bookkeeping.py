@@ -37,7 +37,7 @@ from datetime import date, datetime
 from functools import cached_property
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -55,6 +55,7 @@ HANDOFF_SUBJECT = "handoff"
 FILED_TICKET_SLOT = "filed_ticket"
 MAX_CONVERSATION_ID = 255  # as the tickets and handoffs store it
 MAX_CHANNEL = 32
+FORGET_BATCH = 5000  # keys forgotten a transaction
 _INSERTS = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
 
 
@@ -122,15 +123,34 @@ def record_all(sessions: sessionmaker, events: list[StreamEvent]) -> list[bool |
     counted: list[bool | None] = [None] * len(events)
     if not any(event.counts for event in events):
         return counted
+    now = clock.now()
     with sessions.begin() as session:
         for index, event in enumerate(events):
             if not event.counts:
                 continue
             # a redelivery is not new; on PostgreSQL a concurrent one waits here for the first
-            counted[index] = _insert_new(session, CountedEventRow, key=event.key, at=event.at)
+            counted[index] = _insert_new(session, CountedEventRow, key=event.key, at=event.at, counted_at=now)
             if counted[index]:
                 _count(session, event)
     return counted
+
+
+def forget_counted(sessions: sessionmaker, before: datetime, batch: int = FORGET_BATCH) -> int:
+    """Forget the keys of events counted before `before`, a batch a transaction (a long
+    delete would hold up the counting): how many were forgotten. RabbitMQ redelivers only
+    what was not acknowledged, at the latest when the consumer comes back, so an event
+    counted long ago cannot come again; a key kept for ever would only fill the table."""
+    forgotten = 0
+    while True:
+        with sessions.begin() as session:
+            keys = select(CountedEventRow.key).where(CountedEventRow.counted_at < before).limit(batch)
+            gone = session.execute(
+                delete(CountedEventRow).where(CountedEventRow.key.in_(keys.scalar_subquery())),
+                execution_options={"synchronize_session": False},
+            ).rowcount
+        forgotten += gone
+        if gone < batch:
+            return forgotten
 
 
 def _count(session: Session, event: StreamEvent) -> None:

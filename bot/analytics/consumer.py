@@ -9,7 +9,9 @@ Rasa itself uses.
 
 RabbitMQ delivers at least once. A message is acknowledged only after the transaction
 that counted it has committed; a second delivery finds its key counted and is acknowledged
-with no change. A message that is not an event is logged, personal data masked, and
+with no change. Keys are kept ANALYTICS_KEEP_KEYS_HOURS (48) after counting, far longer
+than a redelivery can take, and then forgotten, so that the table does not grow for ever.
+A message that is not an event is logged, personal data masked, and
 rejected without requeue (a dead-letter exchange on the queue keeps it, if there is one).
 When the database does not answer, the message goes back to the queue and the consumer
 lets go of the queue and waits before taking it again; when RabbitMQ goes away it
@@ -27,6 +29,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 
 import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractQueue
@@ -37,7 +40,9 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import sessionmaker
 from yarl import URL
 
+from bot import clock
 from bot.analytics import bookkeeping, frames
+from bot.config import load_settings
 from bot.masking import redact
 
 log = logging.getLogger(__name__)
@@ -49,6 +54,7 @@ PREFETCH = 50  # messages RabbitMQ hands over before their acks; counted in orde
 # core at ten customers (bench/RESULTS.md); the dashboard is that much later
 LINGER_SECONDS = 0.2
 CONNECT_TIMEOUT = 10.0  # seconds
+FORGET_EVERY_SECONDS = 600.0  # how often the keys of events counted long ago are forgotten
 EXCERPT = 200  # characters of a rejected message shown in the log
 
 
@@ -93,28 +99,59 @@ class Consumer:
     """Reads one queue of Rasa's events into the analytics tables of one database."""
 
     def __init__(
-        self, sessions: sessionmaker, rabbitmq_url: str, queue: str, exchange: str, backoff: Backoff | None = None
+        self,
+        sessions: sessionmaker,
+        rabbitmq_url: str,
+        queue: str,
+        exchange: str,
+        backoff: Backoff | None = None,
+        keep_keys: timedelta | None = None,
     ) -> None:
         self.sessions = sessions
         self.url = rabbitmq_url
         self.queue_name = queue
         self.exchange_name = exchange  # Rasa's fanout exchange, "rasa-exchange" unless endpoints.yml names another
         self.backoff = backoff or Backoff()
+        # far beyond any redelivery, which comes when the consumer reconnects
+        self.keep_keys = keep_keys or timedelta(hours=load_settings().analytics_keep_keys_hours)
         self.tally = Tally()
         self._failing: type[Unavailable] | None = None  # what the consumer is waiting for
 
     async def run(self) -> None:
-        """Count events as they arrive, until cancelled, whatever goes away meanwhile."""
+        """Count events as they arrive, until cancelled, whatever goes away meanwhile; and
+        now and then forget the keys of events counted long ago."""
+        forgetting = asyncio.create_task(self._keep_forgetting())
+        try:
+            while True:
+                try:
+                    async with self._queue() as (channel, queue):
+                        self._recovered(BrokerUnavailable)
+                        await self._consume(channel, queue)
+                except Unavailable as error:
+                    self._failing = type(error)
+                    delay = self.backoff.next_delay()
+                    log.warning("analytics consumer: %s; trying again in %g s", error, delay)
+                    await asyncio.sleep(delay)
+        finally:
+            forgetting.cancel()
+
+    async def forget(self) -> int:
+        """Forget the keys counted more than `keep_keys` ago: how many. A database that does
+        not answer is logged and tried the next time; the counting goes on meanwhile."""
+        try:
+            forgotten = await asyncio.to_thread(bookkeeping.forget_counted, self.sessions, clock.now() - self.keep_keys)
+        except SQLAlchemyError as error:
+            log.warning("analytics consumer: could not forget old event keys (%s)", _reason(error))
+            return 0
+        if forgotten:
+            log.info("analytics consumer: forgot the keys of %d events counted more than %g hours ago", forgotten,
+                     self.keep_keys.total_seconds() / 3600)  # fmt: skip
+        return forgotten
+
+    async def _keep_forgetting(self) -> None:
         while True:
-            try:
-                async with self._queue() as (channel, queue):
-                    self._recovered(BrokerUnavailable)
-                    await self._consume(channel, queue)
-            except Unavailable as error:
-                self._failing = type(error)
-                delay = self.backoff.next_delay()
-                log.warning("analytics consumer: %s; trying again in %g s", error, delay)
-                await asyncio.sleep(delay)
+            await self.forget()
+            await asyncio.sleep(FORGET_EVERY_SECONDS)
 
     def _recovered(self, kind: type[Unavailable]) -> None:
         """What failed answers again: say so, and make the next wait a short one again."""
@@ -125,11 +162,13 @@ class Consumer:
             self.backoff.reset()
 
     async def drain(self) -> Tally:
-        """Count what the queue holds now, then return; Unavailable if RabbitMQ or the
-        database does not answer (nothing is lost: what was not counted stays queued)."""
+        """Count what the queue holds now and forget old keys, then return; Unavailable if
+        RabbitMQ or the database does not answer (nothing is lost: what was not counted
+        stays queued)."""
         async with self._queue() as (_channel, queue):
             while (message := await queue.get(fail=False)) is not None:
                 await self._handle(message)
+        await self.forget()
         return self.tally
 
     @asynccontextmanager

@@ -12,12 +12,15 @@ from bot.db import Base
 
 class CountedEventRow(Base):
     """One event of Rasa's stream that has been counted: RabbitMQ may deliver it again,
-    and a second delivery finds its key here and changes nothing."""
+    and a second delivery finds its key here and changes nothing. A redelivery follows
+    the first within the consumer's downtime, so keys are forgotten some time after they
+    were counted (bookkeeping.forget_counted), not kept for ever."""
 
     __tablename__ = "analytics_events"
 
     key = Column(String(64), primary_key=True)  # sha256 of the event as Rasa published it
     at = Column(DateTime, nullable=False)  # the event's own time
+    counted_at = Column(DateTime, index=True)  # when the consumer counted it (local); set on every insert
 
 
 class ConversationFactsRow(Base):
