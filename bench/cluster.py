@@ -4,7 +4,7 @@ Simulated customers talk to a real cluster (bot/cluster) through its public door
 
     .venv/bin/python bench/cluster.py [--instances 1 2] [--concurrency 10 50 200]
         [--seconds 120] [--complaints 200] [--soak-minutes 0] [--soak-concurrency 20]
-        [--skip-scaling] [--retries 4] [--timeout 120] [--redis-url URL]
+        [--skip-scaling] [--retries 4] [--timeout 120] [--redis-url URL] [--think-seconds 0]
 
     # bench/RESULTS.md: about 50 minutes (two cluster starts, 6 levels, the check, the soak)
     .venv/bin/python bench/cluster.py --soak-minutes 30
@@ -18,7 +18,9 @@ customer address applies per customer (tests/load.py, shared with tests/cluster)
 1. Scaling: for each `--instances` n, a cluster of n Rasa and n action servers
    (`Layout.scaled(n, n)`) is started, warmed up with a few complaints (not counted), and
    loaded at each `--concurrency` c for `--seconds`: c customers at once, each starting a
-   new complaint as soon as the last one ended. Counted: messages answered within the
+   new complaint as soon as the last one ended (with `--think-seconds S`, each message
+   after a pause of 0 to 2S s, as people read and type: the latency of a cluster that is
+   not saturated). Counted: messages answered within the
    window (msg/s), latency per message (first send to the answer, retries included; the
    conversations running at the window's end are finished and their messages counted in
    the latencies), errors and timeouts, retried sends, the CPU time of the servers, and
@@ -267,7 +269,6 @@ class Load:
     concurrency: int
     window: float  # seconds counted for the throughput
     customers: list[Customer] = field(default_factory=list)
-    starts: dict[int, float] = field(default_factory=dict)  # customer index -> its first send
     began: float = 0.0
     wall: float = 0.0  # the window plus finishing the conversations under way
     cpu: dict[str, float] = field(default_factory=dict)  # seconds by kind of process: rasa, actions, nginx, ...
@@ -275,14 +276,7 @@ class Load:
 
     def answered(self) -> list[tuple[float, float]]:
         """(answered at, seconds) of every answered message."""
-        out = []
-        for customer in self.customers:
-            at = self.starts[customer.index]
-            for turn in customer.turns:
-                at += turn.seconds or 0.0
-                if turn.error is None:
-                    out.append((at, turn.seconds))
-        return out
+        return [(t.answered_at, t.seconds) for c in self.customers for t in c.turns if t.error is None]
 
     def in_window(self) -> int:
         return sum(at <= self.began + self.window for at, _ in self.answered())
@@ -295,10 +289,12 @@ class Load:
 
 
 async def steady(url: str, concurrency: int, seconds: float, tag: str, retries: int, timeout: float,
-                 load: Load) -> None:  # fmt: skip
+                 load: Load, think: float = 0.0) -> None:  # fmt: skip
     """`concurrency` customers, each complaining again as soon as the last complaint ended,
-    until `seconds` have passed; the complaints under way then are finished."""
+    until `seconds` have passed; the complaints under way then are finished. `think`: a
+    pause before each message, 0 to 2 × `think` seconds (0: none, the server saturated)."""
     rng, counter, start_line = random.Random(tag), itertools.count(), asyncio.Event()
+    pause = (lambda: rng.uniform(0, 2 * think)) if think else None
     start_line.set()
     load.began = time.perf_counter()
     deadline = load.began + seconds
@@ -314,8 +310,7 @@ async def steady(url: str, concurrency: int, seconds: float, tag: str, retries: 
                 if session is None:
                     session = session_for(customer, timeout)
                 load.customers.append(customer)
-                load.starts[i] = time.perf_counter()
-                await complain(session, url, customer, start_line, retries)
+                await complain(session, url, customer, start_line, retries, pause)
                 if customer.errors:
                     await asyncio.sleep(1)  # a dead door is not hammered
         finally:
@@ -340,7 +335,7 @@ def run_load(bench: Bench, args: argparse.Namespace, concurrency: int, seconds: 
     load = Load(bench.name, concurrency, seconds)
     pids = bench.pids()
     before = {name: cpu_seconds(pid) for name, pid in pids.items()}
-    asyncio.run(steady(bench.url, concurrency, seconds, tag, args.retries, args.timeout, load))
+    asyncio.run(steady(bench.url, concurrency, seconds, tag, args.retries, args.timeout, load, args.think_seconds))
     for name, pid in pids.items():
         kind = name.split("-")[0]  # rasa-2 -> rasa
         load.cpu[kind] = load.cpu.get(kind, 0.0) + cpu_seconds(pid) - before[name]
@@ -472,7 +467,9 @@ def settings(args: argparse.Namespace, machine_line: str, rate: str) -> str:
     return (
         f"{datetime.now():%Y-%m-%d %H:%M}, {machine_line}. Model {MODEL.relative_to(PROJECT)} of "
         f"{model_time:%Y-%m-%d %H:%M}. `.venv/bin/python bench/cluster.py {' '.join(sys.argv[1:])}`: "
-        f"window {args.seconds:.0f} s per level, {args.retries} retries and {args.timeout:.0f} s timeout per "
+        f"window {args.seconds:.0f} s per level, "
+        f"{f'a pause of 0-{2 * args.think_seconds:g} s before each message, ' if args.think_seconds else ''}"
+        f"{args.retries} retries and {args.timeout:.0f} s timeout per "
         f"message; nginx {rate} per customer address, one address per customer; PostgreSQL "
         f"{args.postgres_server} (scratch databases), Redis {args.redis_url or 'a private redis-server'}, "
         f"RabbitMQ (a queue of the run's own), the company systems' SQL backend."
@@ -484,6 +481,8 @@ def main() -> int:
     parser.add_argument("--instances", type=int, nargs="+", default=[1, 2], help="Rasa and action servers each")
     parser.add_argument("--concurrency", type=int, nargs="+", default=[10, 50, 200])
     parser.add_argument("--seconds", type=float, default=120.0, help="the window of each concurrency level")
+    parser.add_argument("--think-seconds", type=float, default=0.0,
+                        help="mean pause before each message of the scaling levels (0: none)")  # fmt: skip
     parser.add_argument("--complaints", type=int, default=200, help="customers at once for the check (0: skip)")
     parser.add_argument("--soak-minutes", type=float, default=0.0)
     parser.add_argument("--soak-concurrency", type=int, default=20)

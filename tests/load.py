@@ -49,6 +49,7 @@ class Turn:
     text: str
     message_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     seconds: float | None = None  # first send to the answer, retries included
+    answered_at: float | None = None  # time.perf_counter() of the answer (or of the last attempt's failure)
     attempts: int = 0
     status: int | None = None
     replies: list[str] = field(default_factory=list)
@@ -103,12 +104,20 @@ async def send(
             turn.error = type(error).__name__
         if attempt < retries:
             await asyncio.sleep(backoff * (attempt + 1))
-    turn.seconds = time.perf_counter() - began
+    turn.answered_at = time.perf_counter()
+    turn.seconds = turn.answered_at - began
 
 
 async def complain(
-    session: aiohttp.ClientSession, url: str, customer: Customer, start_line: asyncio.Event, retries: int = 0
+    session: aiohttp.ClientSession,
+    url: str,
+    customer: Customer,
+    start_line: asyncio.Event,
+    retries: int = 0,
+    pause: Callable[[], float] | None = None,
 ) -> None:
+    """The three messages, each sent the moment the last answer came, or `pause()` seconds
+    later (a customer reading the answer and typing; counted in `customer.seconds`)."""
     await start_line.wait()
     began = time.perf_counter()
     expectations = (
@@ -117,6 +126,8 @@ async def complain(
         (customer.phone, NUMBER, "no ticket number"),
     )
     for message, expected, deviation in expectations:
+        if pause is not None:
+            await asyncio.sleep(pause())
         turn = Turn(message)
         customer.turns.append(turn)
         await send(session, url, customer.sender, turn, retries)
