@@ -113,7 +113,9 @@ class Consumer:
         self.exchange_name = exchange  # Rasa's fanout exchange, "rasa-exchange" unless endpoints.yml names another
         self.backoff = backoff or Backoff()
         # far beyond any redelivery, which comes when the consumer reconnects
-        self.keep_keys = keep_keys or timedelta(hours=load_settings().analytics_keep_keys_hours)
+        if keep_keys is None:
+            keep_keys = timedelta(hours=load_settings().analytics_keep_keys_hours)
+        self.keep_keys = keep_keys
         self.tally = Tally()
         self._failing: type[Unavailable] | None = None  # what the consumer is waiting for
 
