@@ -9,7 +9,9 @@ Rasa's `RedisLockStore` keeps a conversation's tickets as one JSON value and iss
 by reading it, adding a ticket in Python and writing it back (RasaHQ/rasa#9213). Two servers
 taking a ticket for one conversation at the same moment both read the same value, both
 append the same number, the second write erases the first: both are "now serving", both run
-the turn, and the tracker keeps one of the two user messages. Its `cleanup` has the same gap.
+the turn, each from a conversation without the other's message (and, depending on how the
+two saves meet in the tracker store, one of the messages may be lost). Its `cleanup` has the
+same gap.
 And a turn longer than the lifetime lets the next one in while it still runs.
 
 Here every step is one Lua script, which Redis runs with no other client in between:

@@ -72,6 +72,7 @@ class Visits:
 
     entries: list[tuple[int, int]] = field(default_factory=list)  # (round, ticket) in order of entry
     crowded_rounds: set[int] = field(default_factory=set)  # rounds in which two were inside at once
+    seen: list[int] = field(default_factory=list)  # customer messages each turn found in the tracker
     most_inside: int = 0
     _inside: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -131,6 +132,7 @@ def run_servers(
                 async with store.lock(sender, lock_lifetime=30, wait_time_in_seconds=0.005) as lock:
                     visits.enter(round_, lock.now_serving)
                     tracker = await tracker_store.retrieve(sender)
+                    visits.seen.append(sum(isinstance(e, UserUttered) for e in tracker.events))
                     tracker.update(UserUttered(f"server {index} round {round_}", {"name": "greet", "confidence": 1}))
                     await asyncio.sleep(TURN)
                     await tracker_store.save(tracker)
@@ -144,9 +146,12 @@ def run_servers(
     return visits, asyncio.run(customer_messages(tracker_db, sender))
 
 
-def test_stock_redis_lock_store_lets_two_servers_into_one_conversation_and_loses_a_message(settings, tmp_path):
-    """RasaHQ/rasa#9213 on the installed Rasa. If this fails, the stock store no longer
-    overlaps: check whether `AtomicRedisLockStore` is still needed."""
+def test_stock_redis_lock_store_lets_two_servers_into_one_conversation_blind_to_each_other(settings, tmp_path):
+    """RasaHQ/rasa#9213 on the installed Rasa: two servers run turns of one conversation at
+    once, and each answers from a conversation without the other's message. (Whether a
+    message is then also lost depends on how the two saves interleave in the database, so
+    the test does not count on it.) If this fails, the stock store no longer overlaps: check
+    whether `AtomicRedisLockStore` is still needed."""
     servers, rounds = 3, 6
     visits, kept = run_servers(
         lambda: slowed(RedisLockStore(**settings), LATENCY), tmp_path / "trackers.db", servers, rounds, in_step=True
@@ -154,7 +159,7 @@ def test_stock_redis_lock_store_lets_two_servers_into_one_conversation_and_loses
 
     assert visits.most_inside >= 2 and visits.crowded_rounds, "no round had two servers inside one conversation"
     assert len(visits.entries) == servers * rounds
-    assert len(kept) < servers * rounds, "the overlapping turns saved every message after all"
+    assert len(set(visits.seen)) < len(visits.seen), "every turn saw every message before it after all"
 
 
 def test_atomic_lock_store_lets_one_server_in_at_a_time_in_ticket_order_and_keeps_every_message(settings, tmp_path):
@@ -169,6 +174,7 @@ def test_atomic_lock_store_lets_one_server_in_at_a_time_in_ticket_order_and_keep
     tickets = [ticket for _, ticket in visits.entries]
     assert len(set(tickets)) == len(tickets), "a ticket was handed out twice"
     assert tickets == sorted(tickets), "a later ticket went in before an earlier one"
+    assert visits.seen == list(range(servers * rounds)), "a turn ran without a message taken before it"
     assert sorted(kept) == sorted(f"server {s} round {r}" for s in range(servers) for r in range(rounds))
 
 
@@ -177,6 +183,7 @@ def test_atomic_lock_store_holds_when_the_servers_run_free(settings, tmp_path):
     visits, kept = run_servers(lambda: AtomicRedisLockStore(**settings), tmp_path / "trackers.db", 5, 12, False)
 
     assert visits.most_inside == 1
+    assert visits.seen == list(range(5 * 12))
     assert len(visits.entries) == len(kept) == 5 * 12
 
 
