@@ -1,12 +1,18 @@
-"""Shared fixtures: real databases (SQLite file and PostgreSQL) loaded with the demo data."""
+"""Shared fixtures: real databases (SQLite file and PostgreSQL) loaded with the demo data, and
+the events of the project's stories and rules."""
 
 from __future__ import annotations
 
 import os
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+from rasa.shared.core.domain import Domain
+from rasa.shared.core.events import Event
+from rasa.shared.core.generator import TrainingDataGenerator
+from rasa.shared.importers.importer import TrainingDataImporter
 
 from bot import clock
 from bot.db import session_factory
@@ -14,6 +20,7 @@ from bot.demo_data import ensure_demo_data
 from bot.schema import upgrade
 from bot.utility.sql import SqlUtilityData
 
+PROJECT = Path(__file__).resolve().parents[1]
 POSTGRES_ADMIN_URL = os.environ.get("TEST_POSTGRES_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 
 
@@ -82,3 +89,14 @@ def empty_database_url(request, tmp_path) -> Iterator[str]:
         for url in _postgres_database():
             upgrade(url)
             yield url
+
+
+@pytest.fixture(scope="session")
+def story_events() -> tuple[Domain, list[list[Event]]]:
+    """The domain and the events of every story and rule of the project, as training sees them."""
+    importer = TrainingDataImporter.load_from_dict(
+        domain_path=str(PROJECT / "domain.yml"), training_data_paths=[str(PROJECT / "data")]
+    )
+    domain = importer.get_domain()
+    trackers = TrainingDataGenerator(importer.get_stories(), domain, augmentation_factor=0).generate()
+    return domain, [list(tracker.events) for tracker in trackers]

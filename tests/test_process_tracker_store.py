@@ -1,0 +1,102 @@
+"""The embedded default's tracker store keeps the conversation's event objects instead of a
+JSON text: what it gives back is what Rasa's in-memory store gives back, a conversation of
+one session or of several, and a model swap keeps it."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import pytest
+from rasa.core.tracker_store import InMemoryTrackerStore, TrackerStore
+from rasa.shared.core.constants import ACTION_LISTEN_NAME, ACTION_SESSION_START_NAME
+from rasa.shared.core.domain import Domain
+from rasa.shared.core.events import (
+    ActionExecuted,
+    ActionReverted,
+    Event,
+    Restarted,
+    SessionStarted,
+    SlotSet,
+    UserUtteranceReverted,
+    UserUttered,
+)
+from rasa.shared.core.trackers import DialogueStateTracker, EventVerbosity
+
+from bot.tracker_store import ProcessTrackerStore
+
+
+def _session(*events: Event) -> list[Event]:
+    return [ActionExecuted(ACTION_SESSION_START_NAME), SessionStarted(), ActionExecuted(ACTION_LISTEN_NAME), *events]
+
+
+def _conversations(stories: list[list[Event]]) -> list[list[Event]]:
+    """Long conversations made of the project's stories: one session; three sessions; with a
+    restart and reverted turns; a conversation that does not begin with a session start."""
+    joined = [event for story in stories[:12] for event in story]
+    return [
+        _session(*joined),
+        _session(*stories[0]) + _session(*stories[1]) + _session(*stories[2], *stories[3]),
+        _session(*stories[4], UserUtteranceReverted(), ActionReverted(), *stories[5], Restarted(), *stories[6]),
+        [ActionExecuted(ACTION_LISTEN_NAME), *stories[7]],
+    ]
+
+
+def _saved(store: TrackerStore, sender: str, events: list[Event], domain: Domain) -> None:
+    asyncio.run(store.save(DialogueStateTracker.from_events(sender, events, domain.slots)))
+
+
+def _read(store: TrackerStore, sender: str, whole: bool) -> DialogueStateTracker:
+    tracker = asyncio.run(store.retrieve_full_tracker(sender) if whole else store.retrieve(sender))
+    assert tracker is not None
+    return tracker
+
+
+@pytest.mark.parametrize("whole", [False, True], ids=["last session", "all sessions"])
+def test_a_conversation_reads_back_as_rasa_s_in_memory_store_gives_it(story_events, whole) -> None:
+    domain, stories = story_events
+    ours, rasa = ProcessTrackerStore(domain), InMemoryTrackerStore(domain)
+    for events in _conversations(stories):
+        sender = f"process-{uuid.uuid4().hex}"
+        _saved(ours, sender, events, domain)
+        _saved(rasa, sender, events, domain)
+        kept, expected = _read(ours, sender, whole), _read(rasa, sender, whole)
+        assert kept.current_state(EventVerbosity.ALL) == expected.current_state(EventVerbosity.ALL)
+        assert kept.past_states(domain) == expected.past_states(domain)
+        assert kept.active_loop_name == expected.active_loop_name and kept.latest_action == expected.latest_action
+
+
+def test_only_the_last_session_is_given_for_a_turn(story_events) -> None:
+    domain, stories = story_events
+    store, sender = ProcessTrackerStore(domain), f"process-{uuid.uuid4().hex}"
+    _saved(store, sender, _session(*stories[0]) + _session(SlotSet("frustration", 2.0), *stories[1]), domain)
+
+    tracker = _read(store, sender, whole=False)
+    assert [type(e) for e in list(tracker.events)[:2]] == [ActionExecuted, SessionStarted]
+    assert sum(isinstance(e, SessionStarted) for e in tracker.events) == 1
+    assert tracker.get_slot("frustration") == 2.0
+    assert sum(isinstance(e, SessionStarted) for e in _read(store, sender, whole=True).events) == 2
+
+
+def test_a_turn_added_after_saving_is_not_kept_until_saved(story_events) -> None:
+    domain, stories = story_events
+    store, sender = ProcessTrackerStore(domain), f"process-{uuid.uuid4().hex}"
+    tracker = DialogueStateTracker.from_events(sender, _session(*stories[0]), domain.slots)
+    asyncio.run(store.save(tracker))
+    saved = len(tracker.events)
+
+    tracker.update(UserUttered("还有别的事", {"name": "inform", "confidence": 0.9}))
+    assert len(_read(store, sender, whole=False).events) == saved
+    asyncio.run(store.save(tracker))
+    assert _read(store, sender, whole=False).latest_message.text == "还有别的事"
+
+
+def test_a_new_store_after_a_model_swap_has_the_conversation(story_events) -> None:
+    domain, stories = story_events
+    sender = f"process-{uuid.uuid4().hex}"
+    _saved(ProcessTrackerStore(domain), sender, _session(*stories[0]), domain)
+
+    again = ProcessTrackerStore(domain)
+    assert sender in asyncio.run(again.keys())
+    assert len(_read(again, sender, whole=False).events) == len(_session(*stories[0]))
+    assert asyncio.run(again.retrieve("nobody-" + uuid.uuid4().hex)) is None
