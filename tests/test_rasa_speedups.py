@@ -8,35 +8,51 @@ import asyncio
 import json
 import uuid
 from collections.abc import Iterable, Iterator
+from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
-from jsonschema import ValidationError
+from jsonschema import ValidationError, exceptions, validators
 from rasa.core.actions.action import RemoteAction
 from rasa.nlu.selectors.response_selector import ResponseSelector
 from rasa.shared.core.constants import ACTION_LISTEN_NAME, ACTION_SESSION_START_NAME, RULE_ONLY_LOOPS, RULE_ONLY_SLOTS
 from rasa.shared.core.domain import Domain
 from rasa.shared.core.events import (
     ActionExecuted,
+    ActionExecutionRejected,
     ActionReverted,
+    ActiveLoop,
+    AgentUttered,
+    AllSlotsReset,
+    BotUttered,
+    ConversationPaused,
+    ConversationResumed,
+    DefinePrevUserUtteredFeaturization,
+    EntitiesAdded,
     Event,
+    FollowupAction,
+    LoopInterrupted,
+    ReminderCancelled,
+    ReminderScheduled,
     Restarted,
     SessionStarted,
+    SlotSet,
+    StoryExported,
     UserUtteranceReverted,
     UserUttered,
 )
-from rasa.shared.core.generator import TrainingDataGenerator
 from rasa.shared.core.trackers import DialogueStateTracker
-from rasa.shared.importers.importer import TrainingDataImporter
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.utils.common import all_subclasses
 from rasa.utils.endpoints import ClientResponseError, EndpointConfig
 
 import bot.nlu  # noqa: F401  (what the Rasa server imports with the model)
-from bot import rasa_speedups
 from bot.nlu.selector import RetrievalResponseSelector
+from bot.rasa_speedups import action_calls
+from bot.rasa_speedups import events as event_speedups
+from bot.rasa_speedups import states as state_speedups
 from tests.e2e.servers import running
 from tests.event_stream import wait_for
 
@@ -45,9 +61,11 @@ PROJECT = Path(__file__).resolve().parents[1]
 
 
 def test_the_rasa_server_runs_with_the_speed_ups() -> None:
-    assert RemoteAction._validate_action_result is rasa_speedups._validate_action_result
-    assert Event.resolve_by_type is rasa_speedups._resolve_by_type
-    assert Domain.states_for_tracker_history is rasa_speedups._states_for_tracker_history
+    assert RemoteAction._validate_action_result is action_calls._validate_action_result
+    assert RemoteAction._action_call_format is action_calls._action_call_format
+    assert DialogueStateTracker.applied_events is event_speedups._applied_events
+    assert Event.resolve_by_type is event_speedups._resolve_by_type
+    assert Domain.states_for_tracker_history is state_speedups._states_for_tracker_history
 
 
 def test_a_valid_action_answer_passes() -> None:
@@ -72,17 +90,79 @@ def test_an_invalid_action_answer_is_refused_as_rasa_refuses_it(answer: dict) ->
     assert "Failed to validate Action server response from API" in refused.value.message
 
 
+def _every_kind_of_event() -> list[dict[str, Any]]:
+    """One event of every kind an action may answer with, as Rasa writes it."""
+    said = UserUttered(
+        "户号3201000001", {"name": "inform", "confidence": 0.9},
+        [{"entity": "account_number", "value": "3201000001", "start": 2, "end": 12, "confidence": 0.99}],
+        parse_data={"intent_ranking": [{"name": "inform", "confidence": 0.9}], "response_selector": {}},
+    )  # fmt: skip
+    made = [
+        said, ActionExecuted("action_read_turn", policy="RulePolicy", confidence=1.0), SlotSet("request", "query_bill"),
+        SlotSet("frustration", None), BotUttered("您好", {"buttons": []}), ActiveLoop("account_form"), ActiveLoop(None),
+        FollowupAction("action_listen"), ReminderScheduled("EXTERNAL_reminder", datetime.now(), name="r1"),
+        ReminderCancelled(name="r1"), AllSlotsReset(), Restarted(), UserUtteranceReverted(), ActionReverted(),
+        ConversationPaused(), ConversationResumed(), SessionStarted(), ActionExecutionRejected("validate_account_form"),
+        LoopInterrupted(True), EntitiesAdded([{"entity": "phone", "value": "13912345678"}]),
+        DefinePrevUserUtteredFeaturization(False), StoryExported(), AgentUttered("人工客服"),
+    ]  # fmt: skip
+    return json.loads(json.dumps([event.as_dict() for event in made]))
+
+
+def _answers() -> list[Any]:
+    """Answers an action server might give: each kind of event alone, all together, and
+    each spoiled in a way the schema refuses or allows."""
+    kinds = _every_kind_of_event()
+    answers: list[Any] = [{"events": [kind], "responses": [{"text": "好的"}]} for kind in kinds]
+    answers += [{"events": kinds}, {}, {"responses": []}, {"events": [], "extra": 1}, [], "events", None]
+    spoils = [
+        ("timestamp", "yesterday"), ("metadata", []), ("metadata", None), ("event", 5), ("event", "no_such_event"),
+        ("name", 3), ("value", object), ("entities", "none"), ("parse_data", []), ("confidence", "high"),
+        ("text", 1), ("hide_rule_turn", "yes"), ("policy", None),
+    ]  # fmt: skip
+    for kind in kinds:
+        for key, value in spoils:
+            spoiled = {**kind}
+            if value is object:
+                spoiled.pop("name", None), spoiled.pop("value", None)
+            else:
+                spoiled[key] = value
+            answers.append({"events": [spoiled]})
+        answers.append({"events": [kind, "not an event"]})
+    answers += [{"events": kinds, "responses": "none"}, {"events": kinds, "responses": [1]}, {"events": {"a": 1}}]
+    return answers
+
+
+def test_the_answer_is_refused_or_passed_exactly_as_by_rasa_s_whole_schema() -> None:
+    """The check of an event against the one kind it names passes what Rasa's schema
+    passes, and anything else gets Rasa's own error."""
+    schema, checked_alone = RemoteAction.action_response_format_spec(), 0
+    whole = validators.validator_for(schema)(schema)  # what jsonschema.validate does, but the meta-schema check
+    for answer in _answers():
+        error = exceptions.best_match(whole.iter_errors(answer))
+        expected = error.message if error is not None else None
+        if expected is None:
+            assert ACTION._validate_action_result(answer) is True, answer
+            checked_alone += action_calls._plainly_valid(answer)
+        else:
+            assert not action_calls._plainly_valid(answer), answer
+            with pytest.raises(ValidationError) as refused:
+                ACTION._validate_action_result(answer)
+            assert refused.value.message.startswith(expected + ". Failed to validate Action server response")
+    assert checked_alone > 25  # every valid answer but those that are not objects of events
+
+
 def test_every_event_name_reads_back_as_rasa_s_own_class() -> None:
     for cls in all_subclasses(Event):
-        assert Event.resolve_by_type(cls.type_name) is rasa_speedups._resolve_event_class(cls.type_name)
-        assert Event.resolve_by_type(cls.type_name) is rasa_speedups._resolve_event_class(cls.type_name)  # cached
+        assert Event.resolve_by_type(cls.type_name) is event_speedups._resolve_event_class(cls.type_name)
+        assert Event.resolve_by_type(cls.type_name) is event_speedups._resolve_event_class(cls.type_name)  # cached
 
 
 def test_an_unknown_event_name_is_still_an_error_or_the_default() -> None:
     with pytest.raises(ValueError, match="Unknown event name"):
         Event.resolve_by_type("no_such_event")
     assert Event.resolve_by_type("no_such_event", default=Event) is Event
-    assert "no_such_event" not in rasa_speedups._EVENT_CLASSES
+    assert "no_such_event" not in event_speedups._EVENT_CLASSES
 
 
 @pytest.fixture
@@ -128,24 +208,13 @@ def test_without_an_intent_the_selector_answers_as_rasa_s_does(selector) -> None
 # --- the conversation's states, carried on from one prediction to the next ----------------
 
 
-@pytest.fixture(scope="module")
-def story_events() -> tuple[Domain, list[list[Event]]]:
-    """The domain and the events of every story and rule of the project, as training sees them."""
-    importer = TrainingDataImporter.load_from_dict(
-        domain_path=str(PROJECT / "domain.yml"), training_data_paths=[str(PROJECT / "data")]
-    )
-    domain = importer.get_domain()
-    trackers = TrainingDataGenerator(importer.get_stories(), domain, augmentation_factor=0).generate()
-    return domain, [list(tracker.events) for tracker in trackers]
-
-
 def _session(*events: Event) -> list[Event]:
     """A conversation from its session's start, as a Rasa server's tracker store keeps it."""
     return [ActionExecuted(ACTION_SESSION_START_NAME), SessionStarted(), ActionExecuted(ACTION_LISTEN_NAME), *events]
 
 
 def _as_rasa_does(domain: Domain, tracker: DialogueStateTracker, *options: Any) -> list:
-    return rasa_speedups._original_states_for_tracker_history(domain, tracker, *options)
+    return state_speedups._original_states_for_tracker_history(domain, tracker, *options)
 
 
 def _rule_only_data(domain: Domain) -> dict[str, list[str]]:
@@ -178,7 +247,7 @@ def test_the_states_carried_on_are_the_states_rasa_computes(story_events) -> Non
                     carried_on += 1
                 assert states == _as_rasa_does(domain, tracker, *option)
     assert carried_on > asked / 2  # most of the time (the stories here have many loops)
-    assert rasa_speedups._original_states_for_tracker_history is not Domain.states_for_tracker_history
+    assert state_speedups._original_states_for_tracker_history is not Domain.states_for_tracker_history
 
 
 def test_a_history_that_changed_is_replayed_from_the_start(story_events) -> None:
@@ -211,11 +280,11 @@ def test_states_edited_by_a_featurizer_do_not_change_the_next_answer(story_event
 
 def test_a_rasa_server_keeps_a_bounded_number_of_replays(story_events) -> None:
     domain, stories = story_events
-    for n in range(rasa_speedups.REPLAYS_KEPT + 20):
+    for n in range(state_speedups.REPLAYS_KEPT + 20):
         domain.states_for_tracker_history(
             DialogueStateTracker.from_events(f"many-{n}", _session(*stories[0]), domain.slots)
         )
-    assert len(domain._replays) == rasa_speedups.REPLAYS_KEPT
+    assert len(domain._replays) == state_speedups.REPLAYS_KEPT
     assert ("many-0", False, False, ()) not in domain._replays  # the least recently asked went first
 
 
@@ -314,7 +383,7 @@ def test_requests_to_an_endpoint_share_a_connection_and_carry_rasa_s_headers(end
     async def talk() -> list[Any]:
         return [await config.request(json={"n": n}, method="post") for n in range(3)]
 
-    assert EndpointConfig.session is rasa_speedups._session
+    assert EndpointConfig.session is action_calls._session
     assert asyncio.run(talk()) == [{"echo": {"n": n}} for n in range(3)]
     assert len({port for port, _path, _headers in server.seen}) == 1  # one connection for the three
     for _port, path, headers in server.seen:
@@ -331,7 +400,7 @@ def test_an_endpoint_s_refusal_is_rasa_s_client_response_error(endpoint) -> None
 
 def test_an_idle_connection_is_let_go_before_the_server_would(endpoint, monkeypatch) -> None:
     config, server = endpoint
-    monkeypatch.setattr(rasa_speedups, "KEEP_ALIVE_SECONDS", 0.3)
+    monkeypatch.setattr(action_calls, "KEEP_ALIVE_SECONDS", 0.3)
 
     async def talk() -> None:
         await config.request(json={"n": 1}, method="post")
@@ -341,3 +410,87 @@ def test_an_idle_connection_is_let_go_before_the_server_would(endpoint, monkeypa
     asyncio.run(talk())
     first, second = (port for port, _path, _headers in server.seen)
     assert server.ended[0] == first and second != first
+
+
+# --- the request: the conversation as Rasa writes it -----------------------------------
+
+
+def _conversation(domain: Domain, stories: list[list[Event]]) -> DialogueStateTracker:
+    """The stories one after another with a customer's message whose NLU data has tuples
+    and Chinese, as a Rasa server's tracker holds it."""
+    said = UserUttered(
+        "帮我查下3201000001上个月电费", {"name": "query_bill", "confidence": 0.93},
+        [{"entity": "account_number", "value": "3201000001", "start": 4, "end": 14}],
+        parse_data={"text_tokens": [(0, 1), (1, 3)], "intent_ranking": [{"name": "query_bill", "confidence": 0.93}]},
+        metadata={"page": "https://95598.example/帮助"},
+    )  # fmt: skip
+    events = _session(*(event for story in stories[:8] for event in story), said, ActionExecuted("action_read_turn"))
+    return DialogueStateTracker.from_events(f"speedups-{uuid.uuid4().hex}", events, domain.slots)
+
+
+def _bodies(action: RemoteAction, tracker: DialogueStateTracker, domain: Domain) -> tuple[str, str]:
+    """The request's text as the kept session writes it, and as Rasa writes it."""
+    ours = action_calls._dumps(action._action_call_format(tracker, domain))
+    rasa = json.dumps(action_calls._original_action_call_format(action, tracker, domain))
+    return ours, rasa
+
+
+@pytest.mark.parametrize("selective", [False, True])
+def test_a_request_carries_the_conversation_as_rasa_writes_it(story_events, selective) -> None:
+    domain, stories = story_events
+    tracker = _conversation(domain, stories)
+    endpoint = EndpointConfig("http://actions/webhook", enable_selective_domain=selective)
+    action = RemoteAction("action_read_turn", endpoint)
+
+    ours, rasa = _bodies(action, tracker, domain)
+    assert ours == rasa
+    assert ("domain" in json.loads(ours)) is not selective
+    assert _bodies(action, tracker, domain)[0] == ours  # the events' texts kept: the same again
+
+    tracker.update(SlotSet("frustration", 2.0))  # the next action's call: one more event
+    sent = tracker.events[-3]
+    sent.metadata = {**sent.metadata, "model_id": "swapped"}  # what Rasa's tracker may set again
+    ours, rasa = _bodies(action, tracker, domain)
+    assert ours == rasa and '"swapped"' in ours and '"frustration", "value": 2.0' in ours
+
+
+def test_only_the_form_validations_are_sent_the_domain(story_events) -> None:
+    """As the project's endpoints.yml and domain.yml configure it."""
+    from rasa.core.utils import AvailableEndpoints
+
+    endpoint = AvailableEndpoints.read_endpoints(str(PROJECT / "endpoints.yml")).action
+    domain, stories = Domain.load(str(PROJECT / "domain.yml")), story_events[1]
+    tracker = _conversation(domain, stories)
+
+    def sent(name: str) -> dict:
+        return json.loads(action_calls._dumps(RemoteAction(name, endpoint)._action_call_format(tracker, domain)))
+
+    with_domain = {name for name in domain.user_actions if "domain" in sent(name)}
+    assert with_domain == {"validate_account_form", "validate_ticket_form"}
+
+
+def test_a_request_goes_out_as_rasa_writes_it_through_the_kept_session(story_events, endpoint) -> None:
+    config, _server = endpoint
+    domain, stories = story_events
+    tracker = _conversation(domain, stories)
+    action = RemoteAction("action_read_turn", config)
+
+    echoed = asyncio.run(config.request(json=action._action_call_format(tracker, domain), method="post"))
+    assert echoed == {"echo": json.loads(_bodies(action, tracker, domain)[1])}
+
+
+# --- the applied events, worked out once for each state of the events -------------------
+
+
+def test_the_applied_events_are_rasa_s_as_the_conversation_grows(story_events) -> None:
+    domain, stories = story_events
+    events = _session(*stories[0], UserUtteranceReverted(), ActionReverted(), *stories[1], Restarted(), *stories[2])
+    events += [event for story in stories[3:10] for event in story]
+    tracker = DialogueStateTracker(f"speedups-{uuid.uuid4().hex}", domain.slots)
+    for event in events:
+        tracker.update(event)
+        expected = event_speedups._original_applied_events(tracker)
+        first = tracker.applied_events()
+        assert first == expected and first is not expected
+        first.append(SlotSet("frustration", 3.0))  # a caller's own list: the next one is not changed
+        assert tracker.applied_events() == expected

@@ -148,7 +148,7 @@ def rasa_files(directory: Path, actions_url: str, tracker_db: str, redis: Privat
     """endpoints.yml as the project's, with the SQL tracker store, the atomic lock store and
     this action server; credentials.yml with the channel alone."""
     endpoints = yaml.safe_load((PROJECT / "endpoints.yml").read_text(encoding="utf-8"))
-    endpoints["action_endpoint"] = {"url": actions_url}
+    endpoints["action_endpoint"]["url"] = actions_url
     endpoints["tracker_store"] = {
         "type": "SQL", "dialect": "postgresql", "url": "127.0.0.1", "port": 5432, "db": tracker_db,
         "username": "postgres",

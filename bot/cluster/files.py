@@ -79,7 +79,7 @@ def endpoints(layout: Layout) -> dict:
         layout.rabbitmq_url
     )
     return {
-        "action_endpoint": {"url": f"http://127.0.0.1:{layout.actions_port}/webhook"},
+        "action_endpoint": {"url": f"http://127.0.0.1:{layout.actions_port}/webhook", "enable_selective_domain": True},
         "nlg": {"type": "bot.nlg.FreshResponses"},
         "tracker_store": {
             "type": "bot.tracker_store.PatientSQLTrackerStore",  # waits out a database restart
