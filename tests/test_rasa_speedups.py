@@ -16,6 +16,8 @@ from typing import Any
 import pytest
 from jsonschema import ValidationError, exceptions, validators
 from rasa.core.actions.action import RemoteAction
+from rasa.core.featurizers.tracker_featurizers import MaxHistoryTrackerFeaturizer
+from rasa.core.policies.rule_policy import RulePolicy
 from rasa.nlu.selectors.response_selector import ResponseSelector
 from rasa.shared.core.constants import ACTION_LISTEN_NAME, ACTION_SESSION_START_NAME, RULE_ONLY_LOOPS, RULE_ONLY_SLOTS
 from rasa.shared.core.domain import Domain
@@ -50,7 +52,7 @@ from rasa.utils.endpoints import ClientResponseError, EndpointConfig
 
 import bot.nlu  # noqa: F401  (what the Rasa server imports with the model)
 from bot.nlu.selector import RetrievalResponseSelector
-from bot.rasa_speedups import action_calls
+from bot.rasa_speedups import action_calls, policies
 from bot.rasa_speedups import events as event_speedups
 from bot.rasa_speedups import states as state_speedups
 from tests.e2e.servers import running
@@ -266,16 +268,21 @@ def test_a_history_that_changed_is_replayed_from_the_start(story_events) -> None
 
 
 def test_states_edited_by_a_featurizer_do_not_change_the_next_answer(story_events) -> None:
+    """Rasa's featurizers drop the user's text or intent from the states they are given,
+    the last state's and every state's; the states and their lists are the caller's."""
     domain, stories = story_events
-    tracker = DialogueStateTracker.from_events(
-        f"speedups-{uuid.uuid4().hex}", _session(*stories[0], *stories[1]), domain.slots
-    )
+    said = [UserUttered("查电费", {"name": "query_bill", "confidence": 0.9}), ActionExecuted("utter_ok")]
+    last = [ActionExecuted(ACTION_LISTEN_NAME), UserUttered("谢谢", {"name": "thank", "confidence": 0.9})]
+    events = _session(*stories[0], *said, *stories[1], *said, *last)  # messages with their words, the last one too
+    tracker = DialogueStateTracker.from_events(f"speedups-{uuid.uuid4().hex}", events, domain.slots)
     option = (False, True, _rule_only_data(domain))
-    for state in domain.states_for_tracker_history(tracker, *option):  # as _choose_last_user_input does, and worse
-        for sub_state in state.values():
-            sub_state.clear()
-        state.clear()
-    assert domain.states_for_tracker_history(tracker, *option) == _as_rasa_does(domain, tracker, *option)
+    for use_text in (True, False, True):
+        edited = [domain.states_for_tracker_history(tracker, *option) for _ in range(2)]
+        MaxHistoryTrackerFeaturizer()._choose_last_user_input(edited, use_text_for_last_user_input=use_text)
+        edited[1].pop()
+        for state in edited[1]:
+            state.clear()
+        assert domain.states_for_tracker_history(tracker, *option) == _as_rasa_does(domain, tracker, *option)
 
 
 def test_a_rasa_server_keeps_a_bounded_number_of_replays(story_events) -> None:
@@ -494,3 +501,13 @@ def test_the_applied_events_are_rasa_s_as_the_conversation_grows(story_events) -
         assert first == expected and first is not expected
         first.append(SlotSet("frustration", 3.0))  # a caller's own list: the next one is not changed
         assert tracker.applied_events() == expected
+
+
+# --- the rule policy's rules, parsed once ------------------------------------------------
+
+
+def test_a_rule_key_is_parsed_once_into_what_rasa_parses() -> None:
+    key = json.dumps([{"prev_action": {"action_name": "action_listen"}, "user": {"intent": "request_human"}}])
+    assert RulePolicy._rule_key_to_state is policies._rule_key_to_state
+    parsed = RulePolicy._rule_key_to_state(key)
+    assert parsed == json.loads(key) and RulePolicy._rule_key_to_state(key) is parsed

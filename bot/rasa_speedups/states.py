@@ -8,7 +8,7 @@ before it, so a conversation's replay (from its session's start) is kept (the la
 conversations) and carried on from where it stopped when the next call's events begin with
 the same events as last time; any other history (a revert, a new session, another
 conversation under the same id) is replayed from the start, as Rasa does. Callers get their
-own copies of the states, which Rasa's featurizers edit in place.
+own copies of the states and of the parts Rasa's featurizers edit in place.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
-from rasa.shared.core.constants import ACTION_SESSION_START_NAME, PREVIOUS_ACTION
+from rasa.shared.core.constants import ACTION_SESSION_START_NAME, PREVIOUS_ACTION, USER
 from rasa.shared.core.domain import Domain, State, SubState
 from rasa.shared.core.events import ActionExecuted, Event
 from rasa.shared.core.trackers import DialogueStateTracker
@@ -141,16 +141,20 @@ def _frozen(rule_only_data: dict[str, Any] | None) -> tuple:
 
 
 def _copied(states: list[State]) -> list[State]:
-    """The states and their sub-states copied, a sub-state shared by several states still
-    shared (Rasa's loop shares the user's between turns, and its featurizers edit them)."""
-    copies: dict[int, SubState] = {}
+    """The states, each with its own copy of the user's sub-state: the only part Rasa edits
+    once a state is made (its featurizers drop the user's text or intent:
+    `_choose_last_user_input`, `_remove_user_text_if_intent`); a user sub-state shared by
+    several states (Rasa's loop shares it between turns) is still shared. The other
+    sub-states, which nothing edits, are the replay's own."""
+    users: dict[int, SubState] = {}
     result = []
     for state in states:
-        copy: State = {}
-        for kind, sub_state in state.items():
-            if id(sub_state) not in copies:
-                copies[id(sub_state)] = dict(sub_state)
-            copy[kind] = copies[id(sub_state)]
+        copy = dict(state)
+        user = state.get(USER)
+        if user is not None:
+            if id(user) not in users:
+                users[id(user)] = dict(user)
+            copy[USER] = users[id(user)]
         result.append(copy)
     return result
 
