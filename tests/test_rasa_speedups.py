@@ -18,6 +18,9 @@ from jsonschema import ValidationError, exceptions, validators
 from rasa.core.actions.action import RemoteAction
 from rasa.core.featurizers.tracker_featurizers import MaxHistoryTrackerFeaturizer
 from rasa.core.policies.rule_policy import RulePolicy
+from rasa.engine.graph import ExecutionContext, GraphSchema
+from rasa.engine.storage.local_model_storage import LocalModelStorage
+from rasa.engine.storage.resource import Resource
 from rasa.nlu.selectors.response_selector import ResponseSelector
 from rasa.shared.core.constants import ACTION_LISTEN_NAME, ACTION_SESSION_START_NAME, RULE_ONLY_LOOPS, RULE_ONLY_SLOTS
 from rasa.shared.core.domain import Domain
@@ -511,3 +514,52 @@ def test_a_rule_key_is_parsed_once_into_what_rasa_parses() -> None:
     assert RulePolicy._rule_key_to_state is policies._rule_key_to_state
     parsed = RulePolicy._rule_key_to_state(key)
     assert parsed == json.loads(key) and RulePolicy._rule_key_to_state(key) is parsed
+
+
+def _rule_policy(tmp_path: Path) -> RulePolicy:
+    return RulePolicy(
+        RulePolicy.get_default_config(), LocalModelStorage(tmp_path), Resource("rules"),
+        ExecutionContext(GraphSchema({}), "speedups"),
+    )  # fmt: skip
+
+
+def test_the_rules_that_apply_are_rasa_s(story_events, tmp_path) -> None:
+    """Rules of one to four states cut from the stories, matched against the conversations
+    the stories make as they grow: the same rules apply as when Rasa walks back through
+    the whole conversation."""
+    domain, stories = story_events
+    policy, matched = _rule_policy(tmp_path), 0
+    conversations = [
+        state_speedups._original_states_for_tracker_history(
+            domain, DialogueStateTracker.from_events("rules", _session(*story), domain.slots), False, True,
+            _rule_only_data(domain),
+        )
+        for story in stories
+    ]  # fmt: skip
+    rules = {
+        json.dumps(states[end - length : end], sort_keys=True): "utter_ok"
+        for states in conversations
+        for end in range(1, len(states) + 1)
+        for length in range(1, 5)
+        if end - length >= 0
+    }
+    for states in conversations:
+        for end in range(1, len(states) + 1):
+            found = policies._get_possible_keys(policy, rules, states[:end])
+            assert found == policies._original_get_possible_keys(policy, rules, states[:end])
+            matched += bool(found)
+    assert matched > len(conversations)  # rules did apply, not only none
+
+
+@pytest.mark.parametrize("max_history", [1, 4, 8])
+def test_the_memoization_s_featurizer_gives_rasa_s_last_states(story_events, max_history) -> None:
+    domain, stories = story_events
+    said = [ActionExecuted(ACTION_LISTEN_NAME), UserUttered("查电费", {"name": "query_bill", "confidence": 0.9})]
+    featurizer = MaxHistoryTrackerFeaturizer(max_history=max_history)
+    for story in stories[:12]:
+        tracker = DialogueStateTracker.from_events(f"memo-{uuid.uuid4().hex}", _session(*story, *said), domain.slots)
+        for use_text, ignore_rule_only, unlikely in [(False, True, True), (True, True, True), (False, False, False)]:
+            options = (use_text, ignore_rule_only, _rule_only_data(domain), unlikely)
+            ours = featurizer.prediction_states([tracker], domain, *options)
+            rasa = state_speedups._original_max_history_prediction_states(featurizer, [tracker], domain, *options)
+            assert ours == rasa and len(ours[0]) <= max_history

@@ -8,7 +8,9 @@ before it, so a conversation's replay (from its session's start) is kept (the la
 conversations) and carried on from where it stopped when the next call's events begin with
 the same events as last time; any other history (a revert, a new session, another
 conversation under the same id) is replayed from the start, as Rasa does. Callers get their
-own copies of the states and of the parts Rasa's featurizers edit in place.
+own copies of the states and of the parts Rasa's featurizers edit in place. The
+MemoizationPolicy's featurizer keeps only the last few states of all it asks for: only
+those are copied for it.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
+from rasa.core.featurizers.tracker_featurizers import MaxHistoryTrackerFeaturizer
 from rasa.shared.core.constants import ACTION_SESSION_START_NAME, PREVIOUS_ACTION, USER
 from rasa.shared.core.domain import Domain, State, SubState
 from rasa.shared.core.events import ActionExecuted, Event
@@ -47,11 +50,56 @@ def _states_for_tracker_history(
     rule_only_data: dict[str, Any] | None = None,
 ) -> list[State]:
     """Domain.states_for_tracker_history of Rasa 3.6, carried on from the last call's replay."""
-    if type(tracker) is not DialogueStateTracker or not _whole_session(tracker):
+    states = _replayed(self, tracker, omit_unset_slots, ignore_rule_only_turns, rule_only_data)
+    if states is None:
         return _original_states_for_tracker_history(
             self, tracker, omit_unset_slots, ignore_rule_only_turns, rule_only_data
         )
-    replays: OrderedDict[tuple, _Replay] = self.__dict__.setdefault("_replays", OrderedDict())  # dies with the model
+    return _copied(states)
+
+
+_original_max_history_prediction_states = MaxHistoryTrackerFeaturizer.prediction_states
+
+
+def _max_history_prediction_states(
+    self: MaxHistoryTrackerFeaturizer,
+    trackers: list[DialogueStateTracker],
+    domain: Domain,
+    use_text_for_last_user_input: bool = False,
+    ignore_rule_only_turns: bool = False,
+    rule_only_data: dict[str, Any] | None = None,
+    ignore_action_unlikely_intent: bool = False,
+) -> list[list[State]]:
+    """MaxHistoryTrackerFeaturizer.prediction_states of Rasa 3.6 (the MemoizationPolicy's),
+    which keeps only the last `max_history` states: only those are copied."""
+    replayed = [_replayed(domain, tracker, False, ignore_rule_only_turns, rule_only_data) for tracker in trackers]
+    if type(self) is not MaxHistoryTrackerFeaturizer or not self.max_history or None in replayed:
+        return _original_max_history_prediction_states(
+            self, trackers, domain, use_text_for_last_user_input, ignore_rule_only_turns, rule_only_data,
+            ignore_action_unlikely_intent,
+        )  # fmt: skip
+    trackers_as_states = []
+    for states in replayed:
+        if ignore_action_unlikely_intent:
+            states = self._remove_action_unlikely_intent_from_states(states)
+        trackers_as_states.append(_copied(self.slice_state_history(states, self.max_history)))
+    self._choose_last_user_input(trackers_as_states, use_text_for_last_user_input)
+    return trackers_as_states
+
+
+def _replayed(
+    domain: Domain,
+    tracker: DialogueStateTracker,
+    omit_unset_slots: bool,
+    ignore_rule_only_turns: bool,
+    rule_only_data: dict[str, Any] | None,
+) -> list[State] | None:
+    """The conversation's states as Rasa's loop makes them, carried on from the replay kept
+    (a new list of the replay's own states, not to be edited); None for a tracker that is
+    not a whole session."""
+    if type(tracker) is not DialogueStateTracker or not _whole_session(tracker):
+        return None
+    replays: OrderedDict[tuple, _Replay] = domain.__dict__.setdefault("_replays", OrderedDict())  # dies with the model
     key = (tracker.sender_id, omit_unset_slots, ignore_rule_only_turns, _frozen(rule_only_data))
     events = tracker.applied_events()
     replay = replays.pop(key, None)
@@ -64,15 +112,15 @@ def _states_for_tracker_history(
     for event in events[len(replay.events) :]:
         if isinstance(event, ActionExecuted):
             replay.last_ml_action, replay.turn_was_hidden = _add_state(
-                self, replay.states, replay.tracker, event.hide_rule_turn, replay.last_ml_action,
+                domain, replay.states, replay.tracker, event.hide_rule_turn, replay.last_ml_action,
                 replay.turn_was_hidden, *options,
             )  # fmt: skip
         replay.tracker.update(event)
         replay.events.append(event)
     # the state after the last event, as Rasa's loop ends; not kept: the next event decides the turn
     kept = len(replay.states)
-    _add_state(self, replay.states, replay.tracker, False, replay.last_ml_action, replay.turn_was_hidden, *options)
-    states = _copied(replay.states)
+    _add_state(domain, replay.states, replay.tracker, False, replay.last_ml_action, replay.turn_was_hidden, *options)
+    states = list(replay.states)
     del replay.states[kept:]
     return states
 
@@ -161,3 +209,4 @@ def _copied(states: list[State]) -> list[State]:
 
 def install() -> None:
     Domain.states_for_tracker_history = _states_for_tracker_history
+    MaxHistoryTrackerFeaturizer.prediction_states = _max_history_prediction_states
