@@ -56,8 +56,8 @@ from rasa.utils.endpoints import ClientResponseError, EndpointConfig
 import bot.nlu  # noqa: F401  (what the Rasa server imports with the model)
 from bot.nlu.selector import RetrievalResponseSelector
 from bot.rasa_speedups import action_calls, policies
-from bot.rasa_speedups import events as event_speedups
 from bot.rasa_speedups import states as state_speedups
+from bot.rasa_speedups import trackers as tracker_speedups
 from tests.e2e.servers import running
 from tests.event_stream import wait_for
 
@@ -68,8 +68,8 @@ PROJECT = Path(__file__).resolve().parents[1]
 def test_the_rasa_server_runs_with_the_speed_ups() -> None:
     assert RemoteAction._validate_action_result is action_calls._validate_action_result
     assert RemoteAction._action_call_format is action_calls._action_call_format
-    assert DialogueStateTracker.applied_events is event_speedups._applied_events
-    assert Event.resolve_by_type is event_speedups._resolve_by_type
+    assert DialogueStateTracker.applied_events is tracker_speedups._applied_events
+    assert Event.resolve_by_type is tracker_speedups._resolve_by_type
     assert Domain.states_for_tracker_history is state_speedups._states_for_tracker_history
 
 
@@ -159,15 +159,15 @@ def test_the_answer_is_refused_or_passed_exactly_as_by_rasa_s_whole_schema() -> 
 
 def test_every_event_name_reads_back_as_rasa_s_own_class() -> None:
     for cls in all_subclasses(Event):
-        assert Event.resolve_by_type(cls.type_name) is event_speedups._resolve_event_class(cls.type_name)
-        assert Event.resolve_by_type(cls.type_name) is event_speedups._resolve_event_class(cls.type_name)  # cached
+        assert Event.resolve_by_type(cls.type_name) is tracker_speedups._resolve_event_class(cls.type_name)
+        assert Event.resolve_by_type(cls.type_name) is tracker_speedups._resolve_event_class(cls.type_name)  # cached
 
 
 def test_an_unknown_event_name_is_still_an_error_or_the_default() -> None:
     with pytest.raises(ValueError, match="Unknown event name"):
         Event.resolve_by_type("no_such_event")
     assert Event.resolve_by_type("no_such_event", default=Event) is Event
-    assert "no_such_event" not in event_speedups._EVENT_CLASSES
+    assert "no_such_event" not in tracker_speedups._EVENT_CLASSES
 
 
 @pytest.fixture
@@ -499,7 +499,7 @@ def test_the_applied_events_are_rasa_s_as_the_conversation_grows(story_events) -
     tracker = DialogueStateTracker(f"speedups-{uuid.uuid4().hex}", domain.slots)
     for event in events:
         tracker.update(event)
-        expected = event_speedups._original_applied_events(tracker)
+        expected = tracker_speedups._original_applied_events(tracker)
         first = tracker.applied_events()
         assert first == expected and first is not expected
         first.append(SlotSet("frustration", 3.0))  # a caller's own list: the next one is not changed
@@ -563,3 +563,43 @@ def test_the_memoization_s_featurizer_gives_rasa_s_last_states(story_events, max
             ours = featurizer.prediction_states([tracker], domain, *options)
             rasa = state_speedups._original_max_history_prediction_states(featurizer, [tracker], domain, *options)
             assert ours == rasa and len(ours[0]) <= max_history
+
+
+# --- a tracker copied without replaying its events --------------------------------------
+
+
+def _tracker_state(tracker: DialogueStateTracker) -> dict[str, Any]:
+    """Everything a tracker holds, slots by value and whether set, the events by identity."""
+    kept_apart = ("events", "slots", "_applied_events_kept")
+    state = {key: value for key, value in vars(tracker).items() if key not in kept_apart}
+    state["slots"] = {name: (type(slot), slot.value, slot.has_been_set) for name, slot in tracker.slots.items()}
+    state["events"] = [id(event) for event in tracker.events]
+    return state
+
+
+def test_a_copy_holds_what_rasa_s_replayed_copy_holds(story_events) -> None:
+    domain, stories = story_events
+    said = UserUttered("查电费", {"name": "query_bill", "confidence": 0.9})
+    events = _session(*stories[0], said, ActiveLoop("account_form"), SlotSet("requested_slot", "account_number"))
+    events += [LoopInterrupted(True), ConversationPaused(), ConversationResumed(), FollowupAction("utter_ok")]
+    events += [UserUtteranceReverted(), *stories[1], ActionReverted(), Restarted(), *stories[2], *stories[3]]
+    tracker = DialogueStateTracker(f"speedups-{uuid.uuid4().hex}", domain.slots)
+    tracker.model_id = "model-1"  # as the processor's tracker: not copied by Rasa either
+    for event in events:
+        tracker.update(event)
+        ours, rasa = tracker.copy(), tracker_speedups._original_copy(tracker)
+        assert _tracker_state(ours) == _tracker_state(rasa)
+
+
+def test_a_copy_changes_apart_from_its_original(story_events) -> None:
+    domain, stories = story_events
+    events = _session(*stories[0], ActiveLoop("account_form"), SlotSet("request", "query_bill"))
+    tracker = DialogueStateTracker.from_events(f"speedups-{uuid.uuid4().hex}", events, domain.slots)
+    before = _tracker_state(tracker)
+
+    copied = tracker.copy()
+    for event in (ActionExecuted("utter_ok"), SlotSet("request", "query_outage"), LoopInterrupted(True)):
+        copied.update(event)
+    assert _tracker_state(tracker) == before
+    assert copied.get_slot("request") == "query_outage" and tracker.get_slot("request") == "query_bill"
+    assert copied.active_loop.is_interrupted and not tracker.active_loop.is_interrupted

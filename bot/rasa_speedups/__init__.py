@@ -7,7 +7,8 @@ changes what Rasa decides, says or sends. bench/RESULTS.md, "Where the time goes
 
 - `action_calls`: the request to the action server written from each event's JSON kept,
   the connection kept, the answer checked against the one kind of event it names;
-- `events`: an event's class and a tracker's applied events, each worked out once;
+- `trackers`: an event's class and a tracker's applied events, each worked out once, and
+  a tracker copied without replaying its events;
 - `states`: a conversation's states for the policies carried on from the last prediction;
 - `policies`: the rule policy's rules parsed once.
 
@@ -21,7 +22,7 @@ import logging
 
 import rasa
 
-from bot.rasa_speedups import action_calls, events, policies, states
+from bot.rasa_speedups import action_calls, policies, states, trackers
 
 log = logging.getLogger(__name__)
 _installed = False
@@ -37,5 +38,5 @@ def install() -> None:
     if not rasa.__version__.startswith("3.6."):
         log.warning("Rasa %s: speed-ups written for 3.6 left out (bot/rasa_speedups)", rasa.__version__)
         return
-    for part in (action_calls, events, policies, states):
+    for part in (action_calls, policies, states, trackers):
         part.install()
