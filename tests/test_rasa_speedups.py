@@ -13,7 +13,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
+import scipy.sparse
 from jsonschema import ValidationError, exceptions, validators
 from rasa.core.actions.action import RemoteAction
 from rasa.core.featurizers.tracker_featurizers import MaxHistoryTrackerFeaturizer
@@ -49,6 +51,7 @@ from rasa.shared.core.events import (
     UserUttered,
 )
 from rasa.shared.core.trackers import DialogueStateTracker
+from rasa.shared.nlu.training_data.features import Features
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.utils.common import all_subclasses
 from rasa.utils.endpoints import ClientResponseError, EndpointConfig
@@ -56,6 +59,7 @@ from rasa.utils.endpoints import ClientResponseError, EndpointConfig
 import bot.nlu  # noqa: F401  (what the Rasa server imports with the model)
 from bot.nlu.selector import RetrievalResponseSelector
 from bot.rasa_speedups import action_calls, policies
+from bot.rasa_speedups import nlu as nlu_speedups
 from bot.rasa_speedups import states as state_speedups
 from bot.rasa_speedups import trackers as tracker_speedups
 from tests.e2e.servers import running
@@ -435,6 +439,7 @@ def _conversation(domain: Domain, stories: list[list[Event]]) -> DialogueStateTr
         metadata={"page": "https://95598.example/帮助"},
     )  # fmt: skip
     events = _session(*(event for story in stories[:8] for event in story), said, ActionExecuted("action_read_turn"))
+    events += [ActionExecuted("account_form"), ActiveLoop("account_form")]  # a loop, started by the message
     return DialogueStateTracker.from_events(f"speedups-{uuid.uuid4().hex}", events, domain.slots)
 
 
@@ -494,8 +499,14 @@ def test_a_request_goes_out_as_rasa_writes_it_through_the_kept_session(story_eve
 
 def test_the_applied_events_are_rasa_s_as_the_conversation_grows(story_events) -> None:
     domain, stories = story_events
+    said = UserUttered("3201000001", {"name": "inform", "confidence": 0.9})
+    form = [ActionExecuted("account_form"), ActiveLoop("account_form"), ActionExecuted(ACTION_LISTEN_NAME), said]
+    form += [ActionExecuted("account_form"), ActionExecuted(ACTION_LISTEN_NAME), said]  # the loop's next round
+    form += [ActionExecutionRejected("account_form"), ActionExecuted("utter_ok"), ActionExecuted("account_form")]
+    other_loop = [ActionExecuted("ticket_form"), ActiveLoop("ticket_form"), ActionExecuted(ACTION_LISTEN_NAME), said]
     events = _session(*stories[0], UserUtteranceReverted(), ActionReverted(), *stories[1], Restarted(), *stories[2])
-    events += [event for story in stories[3:10] for event in story]
+    events += [*form, ActiveLoop(None), *stories[3], *other_loop, ActionExecuted("ticket_form"), *form]
+    events += [event for story in stories[4:10] for event in story]
     tracker = DialogueStateTracker(f"speedups-{uuid.uuid4().hex}", domain.slots)
     for event in events:
         tracker.update(event)
@@ -603,3 +614,33 @@ def test_a_copy_changes_apart_from_its_original(story_events) -> None:
     assert _tracker_state(tracker) == before
     assert copied.get_slot("request") == "query_outage" and tracker.get_slot("request") == "query_bill"
     assert copied.active_loop.is_interrupted and not tracker.active_loop.is_interrupted
+
+
+# --- a message's features combined for DIET ----------------------------------------------
+
+
+def _features(kind: str, seed: int) -> list[Features]:
+    numbers = np.random.default_rng(seed)
+    made = []
+    for origin in ("RegexFeaturizer", "CountVectorsFeaturizer", "CountVectorsFeaturizer2"):
+        values = numbers.integers(0, 2, size=(5, 7)).astype(np.float32)
+        matrix = scipy.sparse.coo_matrix(values) if kind == "sparse" else values
+        made.append(Features(matrix, "sequence", "text", origin))
+    return made
+
+
+@pytest.mark.parametrize("kind", ["sparse", "dense"])
+def test_a_message_s_features_combine_as_rasa_combines_them(kind) -> None:
+    origins = ["RegexFeaturizer", "CountVectorsFeaturizer", "CountVectorsFeaturizer2"]
+    for count in (1, 2, 3):
+        parts, again = _features(kind, count)[:count], _features(kind, count)[:count]
+        ours = Message._combine_features(parts, origins)
+        rasa = nlu_speedups._original_combine_features(again, origins)
+        as_array = (lambda m: m.toarray()) if kind == "sparse" else np.asarray
+        assert np.array_equal(as_array(ours.features), as_array(rasa.features))
+        assert (ours.type, ours.attribute, ours.origin) == (rasa.type, rasa.attribute, rasa.origin)
+        assert ours.fingerprint() == rasa.fingerprint()
+        ours.combine_with_features(_features(kind, 9)[0])  # the combination is its own: the parts stay as they were
+        for part, unchanged in zip(parts, _features(kind, count)[:count], strict=True):
+            assert np.array_equal(as_array(part.features), as_array(unchanged.features))
+            assert part.origin == unchanged.origin and part.features is not ours.features

@@ -30,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import contextlib
+import dataclasses
 import json
 import uuid
 import weakref
@@ -41,6 +42,7 @@ import rasa
 from jsonschema import exceptions, validators
 from rasa.core.actions.action import RemoteAction
 from rasa.shared.constants import DOCS_BASE_URL
+from rasa.shared.core.constants import ACTIVE_LOOP, FOLLOWUP_ACTION
 from rasa.shared.core.domain import Domain
 from rasa.shared.core.events import Event
 from rasa.shared.core.trackers import DialogueStateTracker
@@ -144,17 +146,35 @@ _original_action_call_format = RemoteAction._action_call_format
 
 def _action_call_format(self: RemoteAction, tracker: DialogueStateTracker, domain: Domain) -> dict[str, Any]:
     """RemoteAction._action_call_format of Rasa 3.6, the events left for the encoder."""
-    tracker_state = tracker.current_state()  # EventVerbosity.NONE: all but the events
-    tracker_state["events"] = _EventsJSON(tracker.events)
     result = {
         "next_action": self._name,
         "sender_id": tracker.sender_id,
-        "tracker": tracker_state,
+        "tracker": _tracker_state(tracker),
         "version": rasa.__version__,
     }
     if not self._is_selective_domain_enabled() or domain.does_custom_action_explicitly_need_domain(self.name()):
         result["domain"] = domain.as_dict()
     return result
+
+
+def _tracker_state(tracker: DialogueStateTracker) -> dict[str, Any]:
+    """`tracker.current_state(EventVerbosity.ALL)` of Rasa 3.6 as the request writes it: the
+    events left for the encoder, and the active loop not deep-copied first (`dataclasses.asdict`
+    copies the whole message that started the loop), since the request is written out at once."""
+    loop = tracker.active_loop
+    return {
+        "sender_id": tracker.sender_id,
+        "slots": tracker.current_slot_values(),
+        "latest_message": tracker._latest_message_data(),
+        "latest_event_time": tracker.events[-1].timestamp if tracker.events else None,
+        FOLLOWUP_ACTION: tracker.followup_action,
+        "paused": tracker.is_paused(),
+        "events": _EventsJSON(tracker.events),
+        "latest_input_channel": tracker.get_latest_input_channel(),
+        ACTIVE_LOOP: {field.name: getattr(loop, field.name) for field in dataclasses.fields(loop)} if loop else {},
+        "latest_action": tracker.latest_action,
+        "latest_action_name": tracker.latest_action_name,
+    }
 
 
 _PLACE = f'"events-{uuid.uuid4().hex}-'  # where a request's events go, before they are put in

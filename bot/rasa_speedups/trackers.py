@@ -12,8 +12,8 @@ and a copy of the tracker.
   times a message (the states, the rules, the session check, the last action...): 9 % of
   the Rasa server's CPU on conversations of 30 turns under load. A tracker's events only
   ever grow at the end (`update` appends; Rasa replaces a tracker, never edits its
-  events), so the answer is kept with the tracker until its events change length or last
-  event; each caller gets its own copy of the list.
+  events), so the answer is kept with the tracker and carried on over the events added
+  since; each caller gets its own copy of the list.
 - `DialogueStateTracker.copy` makes a new tracker and replays every event into it (each
   action a message runs gets a copy to work on, and so does a form that starts): the
   state a tracker is in is the one its events left (Rasa changes a tracker only through
@@ -24,9 +24,20 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import itertools
+from collections import deque
 
 from rasa.shared.constants import DEFAULT_SENDER_ID
-from rasa.shared.core.events import Event
+from rasa.shared.core.events import (
+    ActionExecuted,
+    ActionReverted,
+    ActiveLoop,
+    Event,
+    Restarted,
+    SessionStarted,
+    UserUtteranceReverted,
+    UserUttered,
+)
 from rasa.shared.core.trackers import AnySlotDict, DialogueStateTracker
 
 _resolve_event_class = Event.resolve_by_type
@@ -44,20 +55,63 @@ def _resolve_by_type(type_name: str, default: type[Event] | None = None) -> type
 
 
 _original_applied_events = DialogueStateTracker.applied_events
-_APPLIED = "_applied_events_kept"  # the tracker's attribute: (events, their length, the last one, applied)
+_APPLIED = "_applied_events_kept"  # the tracker's attribute holding its _Applied
+
+
+@dataclasses.dataclass
+class _Applied:
+    """The applied events worked out for a tracker's events as they were: the deque, its
+    length and last event then, the loops named in it, the result."""
+
+    events: deque
+    length: int
+    last: Event | None
+    loop_names: set[str]
+    applied: list[Event]
 
 
 def _applied_events(self: DialogueStateTracker) -> list[Event]:
     """DialogueStateTracker.applied_events of Rasa 3.6, worked out once for each state of
-    the tracker's events."""
-    events = self.events
-    last = events[-1] if events else None
-    kept = self.__dict__.get(_APPLIED)
-    if kept is not None and kept[0] is events and kept[1] == len(events) and kept[2] is last:
-        return list(kept[3])
-    applied = _original_applied_events(self)
-    self.__dict__[_APPLIED] = (events, len(events), last, applied)
+    the tracker's events, and carried on over the events added since (unless they name a
+    loop not named before, which can change how earlier events count)."""
+    events, kept = self.events, self.__dict__.get(_APPLIED)
+    length, last = len(events), events[-1] if events else None
+    if kept is not None and kept.events is events:
+        if kept.length == length and kept.last is last:
+            return list(kept.applied)
+        if 0 < kept.length < length and events[kept.length - 1] is kept.last:
+            added = list(itertools.islice(events, kept.length, length))
+            if not {e.name for e in added if isinstance(e, ActiveLoop) and e.name} - kept.loop_names:
+                applied = list(kept.applied)
+                for event in added:
+                    _apply(self, event, applied, kept.loop_names)
+                self.__dict__[_APPLIED] = _Applied(events, length, last, kept.loop_names, applied)
+                return list(applied)
+    loop_names = {e.name for e in events if isinstance(e, ActiveLoop) and e.name}
+    applied = []
+    for event in events:
+        _apply(self, event, applied, loop_names)
+    self.__dict__[_APPLIED] = _Applied(events, length, last, loop_names, applied)
     return list(applied)
+
+
+def _apply(tracker: DialogueStateTracker, event: Event, applied: list[Event], loop_names: set[str]) -> None:
+    """One round of the loop in Rasa 3.6's `applied_events`, line for line."""
+    if isinstance(event, (Restarted, SessionStarted)):
+        applied.clear()
+    elif isinstance(event, ActionReverted):
+        tracker._undo_till_previous(ActionExecuted, applied)
+    elif isinstance(event, UserUtteranceReverted):
+        tracker._undo_till_previous(UserUttered, applied)
+        tracker._undo_till_previous(ActionExecuted, applied)
+    elif (
+        isinstance(event, ActionExecuted)
+        and event.action_name in loop_names
+        and not tracker._first_loop_execution_or_unhappy_path(event.action_name, applied)
+    ):
+        tracker._undo_till_previous_loop_execution(event.action_name, applied)
+    else:
+        applied.append(event)
 
 
 _original_copy = DialogueStateTracker.copy
