@@ -16,7 +16,8 @@ is safe, and the same event objects message after message let the other speed-up
 (bot/rasa_speedups.py) recognise what they already did.
 
 PatientSQLTrackerStore, production's: Rasa's SQL tracker store, waiting out a database
-restart instead of forgetting.
+restart instead of forgetting, and handing the event broker the events it saves without
+reading the whole conversation back first.
 
 Rasa wraps every tracker store in its `FailSafeTrackerStore`: when the database does not
 answer, a conversation it cannot read starts again from nothing, and a turn it cannot
@@ -38,6 +39,7 @@ postgresql, url: ..., port: ..., db: ..., username: ..., password: ..., patience
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -50,6 +52,7 @@ from rasa.shared.core.conversation import Dialogue
 from rasa.shared.core.domain import Domain
 from rasa.shared.core.events import ActionExecuted, Event
 from rasa.shared.core.trackers import DialogueStateTracker
+from rasa.shared.nlu.constants import INTENT_NAME_KEY
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 log = logging.getLogger(__name__)
@@ -67,6 +70,15 @@ class ProcessTrackerStore(InMemoryTrackerStore):
     async def save(self, tracker: DialogueStateTracker) -> None:
         await self.stream_events(tracker)
         self.store[tracker.sender_id] = list(tracker.events)
+
+    async def stream_events(self, tracker: DialogueStateTracker) -> None:
+        """The events new since the last save to the event broker, as Rasa's store finds
+        them (past as many as the last session kept had), without rebuilding that tracker."""
+        if self.event_broker is None:
+            return
+        kept = self.store.get(tracker.sender_id) or []
+        offset = len(kept) - _last_session_start(kept)
+        await self._stream_new_events(self.event_broker, list(tracker.events)[offset:], tracker.sender_id)
 
     async def _retrieve(self, sender_id: str, fetch_all_sessions: bool) -> DialogueStateTracker | None:
         """The tracker as Rasa's in-memory store rebuilds it from its JSON: all the events
@@ -113,7 +125,30 @@ class PatientSQLTrackerStore(SQLTrackerStore):
         )
 
     async def save(self, tracker: DialogueStateTracker) -> None:
-        await self._patiently("save", lambda: super(PatientSQLTrackerStore, self).save(tracker))
+        await self._patiently("save", lambda: self._save(tracker))
+
+    async def _save(self, tracker: DialogueStateTracker) -> None:
+        """SQLTrackerStore.save of Rasa 3.6, giving the event broker the events it writes.
+        Rasa's `stream_events` works them out by reading the whole conversation back from
+        the database and rebuilding it first, on every save; the events written are the
+        same (past as many as the last session has), counted once here."""
+        with self.session_scope() as session:
+            events = list(self._additional_events(session, tracker))
+            if self.event_broker is not None:
+                await self._stream_new_events(self.event_broker, events, tracker.sender_id)
+            for event in events:
+                data = event.as_dict()
+                session.add(
+                    self.SQLEvent(
+                        sender_id=tracker.sender_id,
+                        type_name=event.type_name,
+                        timestamp=data.get("timestamp"),
+                        intent_name=data.get("parse_data", {}).get("intent", {}).get(INTENT_NAME_KEY),
+                        action_name=data.get("name"),
+                        data=json.dumps(data),
+                    )
+                )
+            session.commit()
 
     async def _patiently(self, what: str, attempt: Callable[[], Awaitable[T]]) -> T:
         deadline, wait, tries = time.monotonic() + self.patience_seconds, self.retry_seconds, 0

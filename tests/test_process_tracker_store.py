@@ -1,14 +1,18 @@
 """The embedded default's tracker store keeps the conversation's event objects instead of a
 JSON text: what it gives back is what Rasa's in-memory store gives back, a conversation of
-one session or of several, and a model swap keeps it."""
+one session or of several, and a model swap keeps it. Both stores hand the event broker the
+events Rasa's stores hand it, without reading the conversation back to find them."""
 
 from __future__ import annotations
 
 import asyncio
 import uuid
+from pathlib import Path
+from typing import Any
 
 import pytest
-from rasa.core.tracker_store import InMemoryTrackerStore, TrackerStore
+from rasa.core.brokers.broker import EventBroker
+from rasa.core.tracker_store import InMemoryTrackerStore, SQLTrackerStore, TrackerStore
 from rasa.shared.core.constants import ACTION_LISTEN_NAME, ACTION_SESSION_START_NAME
 from rasa.shared.core.domain import Domain
 from rasa.shared.core.events import (
@@ -23,7 +27,7 @@ from rasa.shared.core.events import (
 )
 from rasa.shared.core.trackers import DialogueStateTracker, EventVerbosity
 
-from bot.tracker_store import ProcessTrackerStore
+from bot.tracker_store import PatientSQLTrackerStore, ProcessTrackerStore
 
 
 def _session(*events: Event) -> list[Event]:
@@ -100,3 +104,70 @@ def test_a_new_store_after_a_model_swap_has_the_conversation(story_events) -> No
     assert sender in asyncio.run(again.keys())
     assert len(_read(again, sender, whole=False).events) == len(_session(*stories[0]))
     assert asyncio.run(again.retrieve("nobody-" + uuid.uuid4().hex)) is None
+
+
+# --- the events handed to the event broker ----------------------------------------------
+
+
+class _Recorder(EventBroker):
+    """An event broker that keeps what it is given."""
+
+    def __init__(self) -> None:
+        self.published: list[dict] = []
+
+    def publish(self, event: dict) -> None:
+        self.published.append(event)
+
+
+def _turns(stories: list[list[Event]]) -> list[list[Event]]:
+    """A conversation saved turn by turn: two sessions, the second begun halfway."""
+    turns = [_session(*stories[0][:3]), stories[0][3:], stories[1]]
+    return [*turns, _session(*stories[2]), stories[3], stories[4]]
+
+
+def _published_turn_by_turn(store: TrackerStore, domain: Domain, turns: list[list[Event]]) -> list[dict]:
+    sender = "broker-conversation"
+    for turn in turns:
+        tracker = asyncio.run(store.retrieve(sender)) or DialogueStateTracker(sender, domain.slots)
+        for event in turn:
+            tracker.update(event)
+        asyncio.run(store.save(tracker))
+    return store.event_broker.published
+
+
+def _sql(store_class: type[SQLTrackerStore], domain: Domain, path: Path) -> SQLTrackerStore:
+    return store_class(domain, dialect="sqlite", db=str(path), event_broker=_Recorder())
+
+
+def test_the_sql_store_hands_the_broker_the_events_rasa_s_hands_it_without_reading_back(story_events, tmp_path) -> None:
+    domain, stories = story_events
+    ours = _sql(PatientSQLTrackerStore, domain, tmp_path / "ours.db")
+    rasa = _sql(SQLTrackerStore, domain, tmp_path / "rasa.db")
+    read_back, turns = [], _turns(stories)
+    ours.retrieve = _counting(ours.retrieve, read_back)
+
+    published = _published_turn_by_turn(ours, domain, turns)
+    assert published == _published_turn_by_turn(rasa, domain, turns)
+    assert len(read_back) == len(turns)  # the turns' own reads, none to save
+    ours_now, rasa_now = asyncio.run(ours.retrieve_full_tracker("broker-conversation")), asyncio.run(
+        rasa.retrieve_full_tracker("broker-conversation")
+    )
+    assert ours_now.current_state(EventVerbosity.ALL) == rasa_now.current_state(EventVerbosity.ALL)
+    assert len(published) == sum(len(turn) for turn in turns)
+
+
+def test_the_process_store_hands_the_broker_the_events_rasa_s_hands_it(story_events) -> None:
+    domain, stories = story_events
+    ours, rasa = ProcessTrackerStore(domain, _Recorder()), InMemoryTrackerStore(domain, _Recorder())
+    turns = _turns(stories)
+    published = _published_turn_by_turn(ours, domain, turns)
+    assert published == _published_turn_by_turn(rasa, domain, turns)
+    assert len(published) == sum(len(turn) for turn in turns)
+
+
+def _counting(read: Any, calls: list[str]) -> Any:
+    async def counted(sender_id: str) -> Any:
+        calls.append(sender_id)
+        return await read(sender_id)
+
+    return counted
