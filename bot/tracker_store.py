@@ -16,8 +16,9 @@ is safe, and the same event objects message after message let the other speed-up
 (bot/rasa_speedups.py) recognise what they already did.
 
 PatientSQLTrackerStore, production's: Rasa's SQL tracker store, waiting out a database
-restart instead of forgetting, and handing the event broker the events it saves without
-reading the whole conversation back first.
+restart instead of forgetting, reading only the rows a conversation gained since this
+server last read it (Rasa reads and parses every row of the session on every message), and
+handing the event broker the events it saves without reading the whole conversation back.
 
 Rasa wraps every tracker store in its `FailSafeTrackerStore`: when the database does not
 answer, a conversation it cannot read starts again from nothing, and a turn it cannot
@@ -42,7 +43,9 @@ import asyncio
 import json
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from rasa.core.brokers.broker import EventBroker
@@ -50,7 +53,7 @@ from rasa.core.tracker_store import InMemoryTrackerStore, SQLTrackerStore
 from rasa.shared.core.constants import ACTION_SESSION_START_NAME
 from rasa.shared.core.conversation import Dialogue
 from rasa.shared.core.domain import Domain
-from rasa.shared.core.events import ActionExecuted, Event
+from rasa.shared.core.events import ActionExecuted, Event, SessionStarted, deserialise_events
 from rasa.shared.core.trackers import DialogueStateTracker
 from rasa.shared.nlu.constants import INTENT_NAME_KEY
 from sqlalchemy.exc import DBAPIError, OperationalError
@@ -110,14 +113,51 @@ T = TypeVar("T")
 LONGEST_WAIT = 2.0
 
 
+CONVERSATIONS_KEPT = 512  # conversations whose rows a Rasa server keeps read, the least recently used dropped
+
+
+@dataclass
+class _Read:
+    """A conversation's rows as far as they were read: the highest row id, the start of its
+    last session (the latest `session_started`'s time, None before one), and the events of
+    that session with their rows' times, in row order."""
+
+    last_id: int
+    session_start: float | None
+    events: list[tuple[float | None, Event]]
+
+
 class PatientSQLTrackerStore(SQLTrackerStore):
     def __init__(self, *args: Any, patience_seconds: float = 20.0, retry_seconds: float = 0.25, **kwargs: Any) -> None:
         self.patience_seconds = float(patience_seconds)
         self.retry_seconds = float(retry_seconds)
+        self._read: OrderedDict[str, _Read] = OrderedDict()
         super().__init__(*args, **kwargs)
 
     async def retrieve(self, sender_id: str) -> DialogueStateTracker | None:
-        return await self._patiently("read", lambda: super(PatientSQLTrackerStore, self).retrieve(sender_id))
+        return await self._patiently("read", lambda: self._retrieve_last_session(sender_id))
+
+    async def _retrieve_last_session(self, sender_id: str) -> DialogueStateTracker | None:
+        """SQLTrackerStore.retrieve of Rasa 3.6 (the events since the latest `session_started`
+        by time, or all, in row order), reading only the rows added since this server last
+        read the conversation. Rows are only ever added (another server's turns too), so
+        those after the highest id read are all that is new."""
+        kept = self._read.pop(sender_id, None)
+        with self.session_scope() as session:
+            query = session.query(self.SQLEvent).filter(self.SQLEvent.sender_id == sender_id)
+            if kept is not None:
+                query = query.filter(self.SQLEvent.id > kept.last_id)
+            rows = query.order_by(self.SQLEvent.id).all()
+        read = _carried_on(kept, rows)
+        if read is None:
+            return None
+        self._read[sender_id] = read
+        if len(self._read) > CONVERSATIONS_KEPT:
+            self._read.popitem(last=False)
+        events = [event for _time, event in read.events]
+        if not (self.domain and events):
+            return None
+        return DialogueStateTracker.from_events(sender_id, events, self.domain.slots)
 
     async def retrieve_full_tracker(self, sender_id: str) -> DialogueStateTracker | None:
         return await self._patiently(
@@ -134,6 +174,10 @@ class PatientSQLTrackerStore(SQLTrackerStore):
         same (past as many as the last session has), counted once here."""
         with self.session_scope() as session:
             events = list(self._additional_events(session, tracker))
+            read = self._read.get(tracker.sender_id)
+            if read is not None and len(tracker.events) - len(events) != len(read.events):
+                # rows this server has not read (two servers in one turn, Redis down): read it all again
+                del self._read[tracker.sender_id]
             if self.event_broker is not None:
                 await self._stream_new_events(self.event_broker, events, tracker.sender_id)
             for event in events:
@@ -168,6 +212,32 @@ class PatientSQLTrackerStore(SQLTrackerStore):
             if tries:
                 log.warning("tracker store: the database answers again (%s after %d tries)", what, tries)
             return result
+
+
+def _carried_on(kept: _Read | None, rows: list[Any]) -> _Read | None:
+    """The conversation read so far with `rows` (the rows after it, in id order) added: the
+    last session's start moved to a later `session_started`, the events before it let go,
+    each row's event parsed as Rasa parses it; None for a conversation with no rows."""
+    if kept is None and not rows:
+        return None
+    if not rows:
+        return kept
+    start = kept.session_start if kept is not None else None
+    for row in rows:
+        if row.type_name == SessionStarted.type_name and row.timestamp is not None:
+            start = row.timestamp if start is None else max(start, row.timestamp)
+    events = list(kept.events) if kept is not None else []
+    if kept is not None and start != kept.session_start:
+        events = [(time, event) for time, event in events if _in_session(time, start)]
+    for row in rows:
+        if _in_session(row.timestamp, start):
+            events += [(row.timestamp, event) for event in deserialise_events([json.loads(row.data)])]
+    return _Read(rows[-1].id, start, events)
+
+
+def _in_session(time: float | None, start: float | None) -> bool:
+    """Rasa's filter of a row by the last session's start, NULLs as SQL treats them."""
+    return start is None or (time is not None and time >= start)
 
 
 def _database_away(error: DBAPIError) -> bool:

@@ -6,11 +6,13 @@ events Rasa's stores hand it, without reading the conversation back to find them
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy
 from rasa.core.brokers.broker import EventBroker
 from rasa.core.tracker_store import InMemoryTrackerStore, SQLTrackerStore, TrackerStore
 from rasa.shared.core.constants import ACTION_LISTEN_NAME, ACTION_SESSION_START_NAME
@@ -171,3 +173,81 @@ def _counting(read: Any, calls: list[str]) -> Any:
         return await read(sender_id)
 
     return counted
+
+
+# --- the SQL store reads only the rows a conversation gained -----------------------------
+
+
+def _fresh(events: list[Event]) -> list[Event]:
+    """The events made anew one after another, as a conversation makes them (a session keeps
+    only what is not older than its start)."""
+    start, made = time.time(), []
+    for n, event in enumerate(events):
+        made.append(Event.from_parameters({**event.as_dict(), "timestamp": start + n / 1000}))
+    return made
+
+
+def _state(tracker: DialogueStateTracker | None) -> dict:
+    assert tracker is not None
+    return tracker.current_state(EventVerbosity.ALL)
+
+
+def test_two_servers_taking_turns_read_the_conversation_as_rasa_reads_it(story_events, tmp_path) -> None:
+    """Two Rasa servers (two stores on one database) take the turns of a conversation in
+    turn, a new session begins halfway; after every turn each reads what Rasa's store reads."""
+    domain, stories = story_events
+    path = tmp_path / "trackers.db"
+    servers = [_sql(PatientSQLTrackerStore, domain, path), _sql(PatientSQLTrackerStore, domain, path)]
+    rasa, sender = _sql(SQLTrackerStore, domain, path), "two-servers"
+    queries = _count_queries(servers[0])
+    for index, turn in enumerate([*_turns(stories), stories[5], _session(*stories[6]), stories[7]]):
+        server = servers[index % 2]
+        tracker = asyncio.run(server.retrieve(sender)) or DialogueStateTracker(sender, domain.slots)
+        for event in _fresh(turn):
+            tracker.update(event)
+        asyncio.run(server.save(tracker))
+        expected = _state(asyncio.run(rasa.retrieve(sender)))
+        assert [_state(asyncio.run(store.retrieve(sender))) for store in servers] == [expected, expected]
+    reads = [query for query in queries if "ORDER BY events.id" in query and "count(" not in query]
+    whole = [query for query in reads if "events.id >" not in query]
+    assert len(whole) == 2 and len(reads) > 10  # before the conversation began and its first read: then only new rows
+
+
+def test_a_row_the_server_missed_is_read_at_its_next_turn(story_events, tmp_path) -> None:
+    """A row committed late with an id below the highest one read (two servers in one turn
+    while Redis was down): the next save sees the count differ and the conversation is read
+    again from all its rows."""
+    domain, stories = story_events
+    path, sender = tmp_path / "trackers.db", "late-row"
+    ours, rasa = _sql(PatientSQLTrackerStore, domain, path), _sql(SQLTrackerStore, domain, path)
+    _saved(rasa, sender, _fresh(_session(*stories[0])), domain)
+    engine = sqlalchemy.create_engine(f"sqlite:///{path}")
+    with engine.begin() as connection:
+        late = connection.execute(sqlalchemy.text("SELECT * FROM events ORDER BY id LIMIT 1 OFFSET 4")).mappings().one()
+        connection.execute(sqlalchemy.text("DELETE FROM events WHERE id = :id"), {"id": late["id"]})
+    missing = len(asyncio.run(ours.retrieve(sender)).events)
+    with engine.begin() as connection:
+        connection.execute(sqlalchemy.text(
+            "INSERT INTO events (id, sender_id, type_name, timestamp, intent_name, action_name, data) "
+            "VALUES (:id, :sender_id, :type_name, :timestamp, :intent_name, :action_name, :data)"
+        ), dict(late))  # fmt: skip
+
+    tracker = asyncio.run(ours.retrieve(sender))
+    assert len(tracker.events) == missing  # not seen yet: its id is below the highest read
+    tracker.update(SlotSet("frustration", 1.0))
+    asyncio.run(ours.save(tracker))
+    again = asyncio.run(ours.retrieve(sender))
+    assert len(again.events) == missing + 1  # the late row, read at last
+    assert _state(again) == _state(asyncio.run(rasa.retrieve(sender)))
+
+
+def _count_queries(store: SQLTrackerStore) -> list[str]:
+    """The statements reading the events table that `store` sends."""
+    seen: list[str] = []
+
+    def noted(_connection: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if statement.lstrip().upper().startswith("SELECT") and "FROM events" in statement and "count" not in statement:
+            seen.append(statement)
+
+    sqlalchemy.event.listen(store.engine, "before_cursor_execute", noted)
+    return seen
