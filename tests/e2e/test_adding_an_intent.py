@@ -31,7 +31,7 @@ STEP = re.compile(
 )
 INTENT = "ask_energy_saving"
 # the same pipeline and policies with fewer epochs: minutes, not a quarter of an hour
-EPOCHS = {"DIETClassifier": 40, "ResponseSelector": 30}
+EPOCHS = {"DIETClassifier": 40, "bot.nlu.selector.RetrievalResponseSelector": 20}
 
 
 @dataclass
