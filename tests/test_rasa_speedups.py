@@ -20,7 +20,8 @@ from jsonschema import ValidationError, exceptions, validators
 from rasa.core.actions.action import RemoteAction
 from rasa.core.featurizers.tracker_featurizers import MaxHistoryTrackerFeaturizer
 from rasa.core.policies.rule_policy import RulePolicy
-from rasa.engine.graph import ExecutionContext, GraphSchema
+from rasa.engine.graph import ExecutionContext, GraphComponent, GraphSchema, SchemaNode
+from rasa.engine.runner.dask import DaskGraphRunner
 from rasa.engine.storage.local_model_storage import LocalModelStorage
 from rasa.engine.storage.resource import Resource
 from rasa.nlu.selectors.response_selector import ResponseSelector
@@ -59,6 +60,7 @@ from rasa.utils.endpoints import ClientResponseError, EndpointConfig
 import bot.nlu  # noqa: F401  (what the Rasa server imports with the model)
 from bot.nlu.selector import RetrievalResponseSelector
 from bot.rasa_speedups import action_calls, policies
+from bot.rasa_speedups import graph as graph_speedups
 from bot.rasa_speedups import nlu as nlu_speedups
 from bot.rasa_speedups import states as state_speedups
 from bot.rasa_speedups import trackers as tracker_speedups
@@ -644,3 +646,50 @@ def test_a_message_s_features_combine_as_rasa_combines_them(kind) -> None:
         for part, unchanged in zip(parts, _features(kind, count)[:count], strict=True):
             assert np.array_equal(as_array(part.features), as_array(unchanged.features))
             assert part.origin == unchanged.origin and part.features is not ours.features
+
+
+# --- the model's graph, built once for each set of targets ------------------------------
+
+
+class _Step(GraphComponent):
+    """A graph component that writes down the inputs it got."""
+
+    @classmethod
+    def create(cls, config: dict, model_storage: Any, resource: Any, execution_context: Any) -> _Step:
+        return cls(config["name"])
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def step(self, **inputs: Any) -> str:
+        return f"{self.name}({','.join(f'{key}={value}' for key, value in sorted(inputs.items()))})"
+
+
+def _graph() -> GraphSchema:
+    def node(name: str, **needs: str) -> SchemaNode:
+        return SchemaNode(needs=needs, uses=_Step, constructor_name="create", fn="step", config={"name": name})
+
+    return GraphSchema({
+        "tokens": node("tokens", text="__message__"), "features": node("features", tokens="tokens"),
+        "intent": node("intent", features="features", tokens="tokens"), "policy": node("policy", intent="intent"),
+        "other": node("other", text="__message__"),
+    })  # fmt: skip
+
+
+def test_a_graph_run_gives_what_rasa_s_run_gives_and_its_graph_is_built_once(tmp_path, monkeypatch) -> None:
+    runner = DaskGraphRunner(_graph(), LocalModelStorage(tmp_path), ExecutionContext(_graph(), "speedups"), hooks=[])
+    target_sets = (["intent"], ["policy", "other"], ["tokens"])
+    asked = [(text, targets) for text in ("查电费", "停电了") for targets in target_sets]
+    expected = [graph_speedups._original_run(runner, {"__message__": text}, targets) for text, targets in asked]
+    built: list[list[str]] = []
+    minimal = GraphSchema.minimal_graph_schema
+
+    def counted(schema: GraphSchema, targets: list[str]) -> GraphSchema:
+        built.append(targets)
+        return minimal(schema, targets)
+
+    monkeypatch.setattr(GraphSchema, "minimal_graph_schema", counted)
+
+    assert [runner.run({"__message__": text}, targets) for text, targets in asked] == expected
+    assert expected[0]["intent"] == "intent(features=features(tokens=tokens(text=查电费)),tokens=tokens(text=查电费))"
+    assert built == [["intent"], ["policy", "other"], ["tokens"]]  # once each, not once a run
