@@ -263,7 +263,8 @@ def start_servers(
     actions_port, rasa_port, console_port = free_port(), free_port(), free_port()
     endpoints, credentials = OUT / f"handoff-{tag}-endpoints.yml", OUT / f"handoff-{tag}-credentials.yml"
     endpoints.write_text(
-        f'action_endpoint:\n  url: "http://127.0.0.1:{actions_port}/webhook"\n  enable_selective_domain: true\nnlg:\n  type: bot.nlg.FreshResponses\n'
+        f'action_endpoint:\n  url: "http://127.0.0.1:{actions_port}/webhook"\n  enable_selective_domain: true\n'
+        "nlg:\n  type: bot.nlg.FreshResponses\n"
     )
     credentials.write_text(f'rest:\n\ncallback:\n  url: "{callback_url}/bot"\n')
     env = {

@@ -128,7 +128,8 @@ def start_stack(database_url: str, tag: str, wechat_url: str, args: argparse.Nam
     actions_port, rasa_port = free_port(), free_port()
     endpoints = OUT / f"wechat-endpoints-{tag}.yml"
     endpoints.write_text(
-        f'action_endpoint:\n  url: "http://127.0.0.1:{actions_port}/webhook"\n  enable_selective_domain: true\nnlg:\n  type: bot.nlg.FreshResponses\n'
+        f'action_endpoint:\n  url: "http://127.0.0.1:{actions_port}/webhook"\n  enable_selective_domain: true\n'
+        "nlg:\n  type: bot.nlg.FreshResponses\n"
     )
     actions = start(f"wechat-{tag}-actions", [RASA, "run", "actions", "--port", str(actions_port)],
                     env | ACTION_SERVER_ENV, OUT)  # fmt: skip

@@ -13,7 +13,7 @@ under load (bench/RESULTS.md, issue 8); the events themselves are kept here and 
 is rebuilt from them as Rasa rebuilds it from the JSON. Events are not changed once in a
 tracker (Rasa makes new ones), so sharing them between the trackers of successive messages
 is safe, and the same event objects message after message let the other speed-ups
-(bot/rasa_speedups.py) recognise what they already did.
+(bot/rasa_speedups/) recognise what they already did.
 
 PatientSQLTrackerStore, production's: Rasa's SQL tracker store, waiting out a database
 restart instead of forgetting, reading only the rows a conversation gained since this

@@ -223,7 +223,7 @@ def _serve(
         rasa.stop()
         actions.stop()
         proxy.close()
-    # the action server's connections, kept between calls (bot/rasa_speedups.py), closed at exit
+    # the action server's connections, kept between calls (bot/rasa_speedups/action_calls.py), closed at exit
     assert "Unclosed" not in rasa.log()
 
 
