@@ -86,11 +86,13 @@ class Cuttable:
                 client, _address = self.listener.accept()
             except OSError:
                 return  # closed
-            if not self.up:
-                client.close()
-                continue
-            server = socket.create_connection(self.upstream)
+            # checked and registered under the lock: a connection accepted while cut() runs
+            # is either closed by it or refused here, never left pumping through a cut proxy
             with self._lock:
+                if not self.up:
+                    client.close()
+                    continue
+                server = socket.create_connection(self.upstream)
                 self._open |= {client, server}
             for source, target in ((client, server), (server, client)):
                 threading.Thread(target=self._pump, args=(source, target), daemon=True).start()
@@ -104,8 +106,8 @@ class Cuttable:
             target.shutdown(socket.SHUT_RDWR)
 
     def cut(self) -> None:
-        self.up = False
         with self._lock:
+            self.up = False
             connections, self._open = self._open, set()
         for connection in connections:
             with contextlib.suppress(OSError):
@@ -113,7 +115,8 @@ class Cuttable:
             connection.close()
 
     def mend(self) -> None:
-        self.up = True
+        with self._lock:
+            self.up = True
 
     def close(self) -> None:
         self.cut()
