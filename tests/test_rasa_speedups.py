@@ -4,8 +4,15 @@ classes, and the FAQ selector answers exactly the messages the classifier calls 
 
 from __future__ import annotations
 
+import ast
 import asyncio
+import inspect
 import json
+import logging
+import os
+import subprocess
+import sys
+import types
 import uuid
 from collections.abc import Iterable, Iterator
 from datetime import datetime
@@ -16,7 +23,9 @@ from typing import Any
 import numpy as np
 import pytest
 import scipy.sparse
+import structlog
 from jsonschema import ValidationError, exceptions, validators
+from rasa.core import processor
 from rasa.core.actions.action import RemoteAction
 from rasa.core.featurizers.tracker_featurizers import MaxHistoryTrackerFeaturizer
 from rasa.core.policies.rule_policy import RulePolicy
@@ -59,7 +68,7 @@ from rasa.utils.endpoints import ClientResponseError, EndpointConfig
 
 import bot.nlu  # noqa: F401  (what the Rasa server imports with the model)
 from bot.nlu.selector import RetrievalResponseSelector
-from bot.rasa_speedups import action_calls, policies
+from bot.rasa_speedups import action_calls, debug_lines, policies
 from bot.rasa_speedups import graph as graph_speedups
 from bot.rasa_speedups import nlu as nlu_speedups
 from bot.rasa_speedups import states as state_speedups
@@ -77,6 +86,7 @@ def test_the_rasa_server_runs_with_the_speed_ups() -> None:
     assert DialogueStateTracker.applied_events is tracker_speedups._applied_events
     assert Event.resolve_by_type is tracker_speedups._resolve_by_type
     assert Domain.states_for_tracker_history is state_speedups._states_for_tracker_history
+    assert all(module.copy is debug_lines._copy_for_debug_lines for module in debug_lines.MODULES)
 
 
 def test_a_valid_action_answer_passes() -> None:
@@ -693,3 +703,61 @@ def test_a_graph_run_gives_what_rasa_s_run_gives_and_its_graph_is_built_once(tmp
     assert [runner.run({"__message__": text}, targets) for text, targets in asked] == expected
     assert expected[0]["intent"] == "intent(features=features(tokens=tokens(text=查电费)),tokens=tokens(text=查电费))"
     assert built == [["intent"], ["policy", "other"], ["tokens"]]  # once each, not once a run
+
+
+def _debug_line_copies(module: types.ModuleType) -> tuple[int, list[str]]:
+    """How many times `module` deep-copies a value for a structlog debug line, and each
+    other use it makes of the `copy` module (line: source)."""
+    source = inspect.getsource(module)
+    tree = ast.parse(source)
+    for_debug: set[int] = set()
+    for call in ast.walk(tree):
+        if isinstance(call, ast.Call) and ast.unparse(call.func) == "structlogger.debug":
+            for keyword in call.keywords:
+                if isinstance(keyword.value, ast.Call) and ast.unparse(keyword.value.func) == "copy.deepcopy":
+                    for_debug.add(id(keyword.value.func.value))
+    other = [
+        f"{node.lineno}: {ast.get_source_segment(source, node)}"
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Name) and node.id == "copy" and id(node) not in for_debug
+    ]
+    return len(for_debug), other
+
+
+@pytest.mark.parametrize("module", debug_lines.MODULES, ids=lambda module: module.__name__)
+def test_the_modules_copy_only_for_debug_lines(module: types.ModuleType) -> None:
+    """What the speed-up relies on, read from Rasa's own source: in these modules a deep copy
+    is only ever an argument of a debug line (a Rasa upgrade that copies for another
+    reason fails here)."""
+    copies, other = _debug_line_copies(module)
+    assert copies > 0
+    assert other == []
+
+
+def test_a_debug_line_gets_its_copy_only_when_debug_lines_are_written() -> None:
+    events = [SlotSet("phone", "13800000001"), UserUttered("查电费", {"name": "query_bill"}, [{"entity": "a"}])]
+    saved = structlog.get_config()
+    try:
+        structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.INFO))
+        assert processor.copy.deepcopy(events) is events
+        structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.DEBUG))
+        copied = processor.copy.deepcopy(events)
+        assert copied == events and copied is not events
+        assert copied[1].entities is not events[1].entities
+    finally:
+        structlog.configure(**saved)
+
+
+def test_rasa_run_drops_debug_lines_unless_asked_for_them() -> None:
+    """Configured as `rasa run` configures structlog: the level of LOG_LEVEL (INFO unless
+    set), DEBUG with --debug."""
+    script = (
+        "import logging; import bot.nlu; from rasa.utils.log_utils import configure_structlog;"
+        "from bot.rasa_speedups.debug_lines import debug_written;"
+        "configure_structlog(None); print(debug_written());"
+        "configure_structlog(logging.DEBUG); print(debug_written())"
+    )
+    env = {key: value for key, value in os.environ.items() if key != "LOG_LEVEL"}
+    done = subprocess.run([sys.executable, "-c", script], cwd=PROJECT, env=env, capture_output=True, text=True,
+                          timeout=120, check=True)  # fmt: skip
+    assert done.stdout.split()[-2:] == ["False", "True"]

@@ -12,7 +12,9 @@ changes what Rasa decides, says or sends. bench/RESULTS.md, "Where the time goes
 - `states`: a conversation's states for the policies carried on from the last prediction;
 - `policies`: the rule policy's rules parsed once;
 - `nlu`: a message's features combined for DIET without deep copies;
-- `graph`: the model's graph for each set of targets built once.
+- `graph`: the model's graph for each set of targets built once;
+- `debug_lines`: the deep copies Rasa makes for its debug log lines, made only when those
+  lines are written.
 
 The embedded default's tracker store (bot/tracker_store.py) keeps the conversation's event
 objects from one message to the next, which lets these recognise what they did before.
@@ -24,7 +26,7 @@ import logging
 
 import rasa
 
-from bot.rasa_speedups import action_calls, graph, nlu, policies, states, trackers
+from bot.rasa_speedups import action_calls, debug_lines, graph, nlu, policies, states, trackers
 
 log = logging.getLogger(__name__)
 _installed = False
@@ -40,5 +42,5 @@ def install() -> None:
     if not rasa.__version__.startswith("3.6."):
         log.warning("Rasa %s: speed-ups written for 3.6 left out (bot/rasa_speedups)", rasa.__version__)
         return
-    for part in (action_calls, graph, nlu, policies, states, trackers):
+    for part in (action_calls, debug_lines, graph, nlu, policies, states, trackers):
         part.install()
