@@ -3,12 +3,14 @@ the events of the project's stories and rules."""
 
 from __future__ import annotations
 
+import logging
 import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import structlog
 from rasa.shared.core.domain import Domain
 from rasa.shared.core.events import Event
 from rasa.shared.core.generator import TrainingDataGenerator
@@ -21,6 +23,8 @@ from bot.schema import upgrade
 from bot.utility.sql import SqlUtilityData
 
 PROJECT = Path(__file__).resolve().parents[1]
+# Rasa's code in this process logs as under `rasa run` (configure_structlog at INFO): debug lines dropped
+structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.INFO))
 POSTGRES_ADMIN_URL = os.environ.get("TEST_POSTGRES_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 
 

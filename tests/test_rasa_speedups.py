@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ast
 import asyncio
+import contextlib
 import inspect
 import json
 import logging
@@ -28,6 +29,7 @@ from jsonschema import ValidationError, exceptions, validators
 from rasa.core import processor
 from rasa.core.actions.action import RemoteAction
 from rasa.core.featurizers.tracker_featurizers import MaxHistoryTrackerFeaturizer
+from rasa.core.policies import rule_policy
 from rasa.core.policies.rule_policy import RulePolicy
 from rasa.engine.graph import ExecutionContext, GraphComponent, GraphSchema, SchemaNode
 from rasa.engine.runner.dask import DaskGraphRunner
@@ -302,6 +304,43 @@ def test_states_edited_by_a_featurizer_do_not_change_the_next_answer(story_event
         for state in edited[1]:
             state.clear()
         assert domain.states_for_tracker_history(tracker, *option) == _as_rasa_does(domain, tracker, *option)
+
+
+def test_the_rule_policy_is_given_the_states_its_featurizer_gives(story_events, tmp_path, monkeypatch) -> None:
+    """Conversations of the stories and rules with messages in words, growing event by event
+    and read back now and then, asked with the text and then the intent of the last message
+    (as the rule policy asks): Rasa's states with Rasa's featurizer's edits, every time."""
+    domain, stories = story_events
+    policy = RulePolicy.create(
+        RulePolicy.get_default_config(), LocalModelStorage(tmp_path), Resource("rules"),
+        ExecutionContext(GraphSchema({}), "speedups"),
+    )  # fmt: skip
+    rule_only = _rule_only_data(domain)
+    asked, by_rasa = 0, []
+    original = state_speedups._original_rule_prediction_states
+
+    def counted(*args: Any) -> list:
+        by_rasa.append(args)
+        return original(*args)
+
+    monkeypatch.setattr(state_speedups, "_original_rule_prediction_states", counted)
+    for start in range(0, len(stories), 12):
+        said = [ActionExecuted(ACTION_LISTEN_NAME), UserUttered("查电费", {"name": "query_bill", "confidence": 0.9})]
+        chunk = [event for story in stories[start : start + 12] for event in (*story, *said)]
+        events = _read_back(_session(*chunk))
+        tracker = DialogueStateTracker(f"speedups-{uuid.uuid4().hex}", domain.slots)
+        for n, event in enumerate(events, 1):
+            tracker.update(event)
+            if n % 9 == 0:
+                tracker = DialogueStateTracker.from_dict(tracker.sender_id, _dicts(tracker.events), domain.slots)
+            for use_text in (True, False, True):
+                expected = _as_rasa_does(domain, tracker, False, False, rule_only)
+                MaxHistoryTrackerFeaturizer()._choose_last_user_input([expected], use_text_for_last_user_input=use_text)
+                assert policy._prediction_states(tracker, domain, use_text, rule_only) == expected
+                asked += 1
+    assert asked > 1000 and by_rasa == []  # each one carried on
+    assert any("text" in state.get("user", {}) for state in expected)  # words were there to be dropped
+    assert RulePolicy._prediction_states is state_speedups._rule_prediction_states
 
 
 def test_a_rasa_server_keeps_a_bounded_number_of_replays(story_events) -> None:
@@ -734,18 +773,45 @@ def test_the_modules_copy_only_for_debug_lines(module: types.ModuleType) -> None
     assert other == []
 
 
-def test_a_debug_line_gets_its_copy_only_when_debug_lines_are_written() -> None:
-    events = [SlotSet("phone", "13800000001"), UserUttered("查电费", {"name": "query_bill"}, [{"entity": "a"}])]
+def test_the_rule_policy_formats_its_states_only_for_its_debug_line() -> None:
+    tree = ast.parse(inspect.getsource(rule_policy))
+    formatted = [
+        node for node in ast.walk(tree)
+        if isinstance(node, ast.Assign) and "format_tracker_states" in ast.unparse(node.value)
+    ]  # fmt: skip
+    assert [ast.unparse(node) for node in formatted] == ["current_states = self.format_tracker_states(states)"]
+    read = [node for node in ast.walk(tree) if isinstance(node, ast.Name) and node.id == "current_states"]
+    debug_lines_read = [
+        keyword.value for node in ast.walk(tree)
+        if isinstance(node, ast.Call) and ast.unparse(node.func) == "structlogger.debug"
+        for keyword in node.keywords if "current_states" in ast.unparse(keyword.value)
+    ]  # fmt: skip
+    assert [ast.unparse(value) for value in debug_lines_read] == ["copy.deepcopy(current_states)"]
+    assert len(read) == 2  # assigned once, read once: by the debug line
+    states = [{"prev_action": {"action_name": "action_listen"}, "user": {"intent": "greet"}}]
+    assert RulePolicy.format_tracker_states(states) == ""  # debug lines are dropped here (tests/conftest.py)
+    with _structlog_at(logging.DEBUG):
+        assert RulePolicy.format_tracker_states(states) == debug_lines._original_format_tracker_states(states)
+        assert "greet" in RulePolicy.format_tracker_states(states)
+
+
+@contextlib.contextmanager
+def _structlog_at(level: int) -> Iterator[None]:
     saved = structlog.get_config()
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(level))
     try:
-        structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.INFO))
-        assert processor.copy.deepcopy(events) is events
-        structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.DEBUG))
-        copied = processor.copy.deepcopy(events)
-        assert copied == events and copied is not events
-        assert copied[1].entities is not events[1].entities
+        yield
     finally:
         structlog.configure(**saved)
+
+
+def test_a_debug_line_gets_its_copy_only_when_debug_lines_are_written() -> None:
+    events = [SlotSet("phone", "13800000001"), UserUttered("查电费", {"name": "query_bill"}, [{"entity": "a"}])]
+    assert processor.copy.deepcopy(events) is events  # debug lines are dropped here (tests/conftest.py)
+    with _structlog_at(logging.DEBUG):
+        copied = processor.copy.deepcopy(events)
+    assert copied == events and copied is not events
+    assert copied[1].entities is not events[1].entities
 
 
 def test_rasa_run_drops_debug_lines_unless_asked_for_them() -> None:

@@ -5,7 +5,9 @@ processor cannot edit the conversation: the events of every action the message r
 message's entities, the policies' states, the form's slots. Python makes each copy before
 the call, whether or not the line is written; at Rasa's default level (INFO) structlog's
 filtering logger drops the line at once and the copy is thrown away. In the modules of a
-message's path, the copy is made only when debug lines are written.
+message's path, the copy is made only when debug lines are written; so is the text of the
+whole conversation's states that the rule policy writes for its debug line (twice a
+prediction).
 """
 
 from __future__ import annotations
@@ -45,6 +47,15 @@ def _deepcopy_if_written(value: Any, memo: dict | None = None) -> Any:
 _copy_for_debug_lines = types.SimpleNamespace(copy=copy.copy, deepcopy=_deepcopy_if_written, Error=copy.Error)
 
 
+_original_format_tracker_states = rule_policy.RulePolicy.format_tracker_states
+
+
+def _format_tracker_states_if_written(states: list[dict]) -> str:
+    """Policy.format_tracker_states, which the rule policy calls only for its debug line."""
+    return _original_format_tracker_states(states) if debug_written() else ""
+
+
 def install() -> None:
     for module in MODULES:
         module.copy = _copy_for_debug_lines
+    rule_policy.RulePolicy.format_tracker_states = staticmethod(_format_tracker_states_if_written)

@@ -10,7 +10,9 @@ the same events as last time; any other history (a revert, a new session, anothe
 conversation under the same id) is replayed from the start, as Rasa does. Callers get their
 own copies of the states and of the parts Rasa's featurizers edit in place. The
 MemoizationPolicy's featurizer keeps only the last few states of all it asks for: only
-those are copied for it.
+those are copied for it. The RulePolicy asks for all of them twice a prediction (with the
+message's text, then its intent) and only reads them: it gets the replay's states as its
+featurizer would leave them, made once for each state, and a copy of the last one only.
 """
 
 from __future__ import annotations
@@ -20,10 +22,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rasa.core.featurizers.tracker_featurizers import MaxHistoryTrackerFeaturizer
+from rasa.core.policies.rule_policy import RulePolicy
 from rasa.shared.core.constants import ACTION_SESSION_START_NAME, PREVIOUS_ACTION, USER
 from rasa.shared.core.domain import Domain, State, SubState
 from rasa.shared.core.events import ActionExecuted, Event
-from rasa.shared.core.trackers import DialogueStateTracker
+from rasa.shared.core.trackers import DialogueStateTracker, is_prev_action_listen_in_state
+from rasa.shared.nlu.constants import ENTITIES, INTENT, TEXT
 
 REPLAYS_KEPT = 512  # conversations whose replay a Rasa server keeps, the least recently used dropped
 _original_states_for_tracker_history = Domain.states_for_tracker_history
@@ -40,6 +44,8 @@ class _Replay:
     states: list[State] = field(default_factory=list)
     last_ml_action: SubState | None = None
     turn_was_hidden: bool = False
+    # `states` as the RulePolicy's featurizer leaves them but for the last one, as far as made
+    for_rules: list[State] = field(default_factory=list)
 
 
 def _states_for_tracker_history(
@@ -97,6 +103,22 @@ def _replayed(
     """The conversation's states as Rasa's loop makes them, carried on from the replay kept
     (a new list of the replay's own states, not to be edited); None for a tracker that is
     not a whole session."""
+    carried = _carried_on(domain, tracker, omit_unset_slots, ignore_rule_only_turns, rule_only_data)
+    if carried is None:
+        return None
+    replay, last = carried
+    return replay.states + last
+
+
+def _carried_on(
+    domain: Domain,
+    tracker: DialogueStateTracker,
+    omit_unset_slots: bool,
+    ignore_rule_only_turns: bool,
+    rule_only_data: dict[str, Any] | None,
+) -> tuple[_Replay, list[State]] | None:
+    """The conversation's replay, carried on over its new events, and the state after its
+    last event (none if that turn is hidden); None for a tracker that is not a whole session."""
     if type(tracker) is not DialogueStateTracker or not _whole_session(tracker):
         return None
     replays: OrderedDict[tuple, _Replay] = domain.__dict__.setdefault("_replays", OrderedDict())  # dies with the model
@@ -120,9 +142,9 @@ def _replayed(
     # the state after the last event, as Rasa's loop ends; not kept: the next event decides the turn
     kept = len(replay.states)
     _add_state(domain, replay.states, replay.tracker, False, replay.last_ml_action, replay.turn_was_hidden, *options)
-    states = list(replay.states)
+    last = replay.states[kept:]
     del replay.states[kept:]
-    return states
+    return replay, last
 
 
 def _whole_session(tracker: DialogueStateTracker) -> bool:
@@ -207,6 +229,51 @@ def _copied(states: list[State]) -> list[State]:
     return result
 
 
+_original_rule_prediction_states = RulePolicy._prediction_states
+
+
+def _rule_prediction_states(
+    self: RulePolicy,
+    tracker: DialogueStateTracker,
+    domain: Domain,
+    use_text_for_last_user_input: bool = False,
+    rule_only_data: dict[str, Any] | None = None,
+) -> list[State]:
+    """RulePolicy._prediction_states of Rasa 3.6 (its featurizer's `prediction_states`, all
+    states, none ignored), for a policy that only reads them: the replay's states with the
+    user's text dropped where the intent is there, each made once, and the last state made
+    for this call (its text or its intent dropped, as asked)."""
+    featurizer = self.featurizer
+    carried = None
+    if type(featurizer) is MaxHistoryTrackerFeaturizer and not featurizer.max_history:
+        carried = _carried_on(domain, tracker, False, False, rule_only_data)
+    if carried is None or not carried[1]:
+        return _original_rule_prediction_states(self, tracker, domain, use_text_for_last_user_input, rule_only_data)
+    replay, (last,) = carried
+    user = last.get(USER)
+    if user is not None and any(state.get(USER) is user for state in replay.states):
+        # shared with an earlier turn, whose state the featurizer would edit with it
+        return _original_rule_prediction_states(self, tracker, domain, use_text_for_last_user_input, rule_only_data)
+    replay.for_rules.extend(_without_text_if_intent(state) for state in replay.states[len(replay.for_rules) :])
+    last = dict(last)
+    if user is not None:
+        user = last[USER] = dict(user)
+        if is_prev_action_listen_in_state(last):  # _choose_last_user_input, test for test
+            for name in (INTENT, ENTITIES) if use_text_for_last_user_input else (TEXT,):
+                if user.get(name):
+                    del user[name]
+    return [*replay.for_rules, _without_text_if_intent(last)]
+
+
+def _without_text_if_intent(state: State) -> State:
+    """The state as `_remove_user_text_if_intent` leaves it (a new state if it changes)."""
+    user = state.get(USER, {})
+    if not (user.get(INTENT) and user.get(TEXT)):
+        return state
+    return {**state, USER: {key: value for key, value in user.items() if key != TEXT}}
+
+
 def install() -> None:
     Domain.states_for_tracker_history = _states_for_tracker_history
     MaxHistoryTrackerFeaturizer.prediction_states = _max_history_prediction_states
+    RulePolicy._prediction_states = _rule_prediction_states
