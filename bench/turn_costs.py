@@ -20,6 +20,7 @@ import argparse
 import ast
 import asyncio
 import collections
+import contextlib
 import functools
 import inspect
 import itertools
@@ -31,6 +32,7 @@ import sys
 import time
 import urllib.request
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -197,6 +199,38 @@ def start_action_server(project: Path, out: Path, port: int, database_url: str) 
     raise RuntimeError("the action server did not come up")
 
 
+@contextlib.contextmanager
+def endpoints_with_action_server(project: Path) -> Iterator[Path]:
+    """The project's endpoints.yml pointed at an action server of its own, on a scratch
+    SQLite database with the demo data in bench/out; the server stopped afterwards."""
+    out = project / "bench" / "out"
+    out.mkdir(parents=True, exist_ok=True)
+
+    from bot import clock
+    from bot.db import session_factory
+    from bot.demo_data import ensure_demo_data
+    from bot.schema import upgrade
+
+    database_url = f"sqlite:///{out / 'turn-costs.db'}"
+    upgrade(database_url)
+    ensure_demo_data(session_factory(database_url), clock.now())
+    from tests.e2e.servers import free_port
+
+    port = free_port()
+    endpoints = out / f"turn-costs-endpoints-{port}.yml"
+    endpoints.write_text(
+        (project / "endpoints.yml").read_text(encoding="utf-8").replace("127.0.0.1:5055", f"127.0.0.1:{port}"),
+        encoding="utf-8",
+    )
+    actions = start_action_server(project, out, port, database_url)
+    try:
+        yield endpoints
+    finally:
+        actions.terminate()
+        actions.wait(timeout=30)
+        endpoints.unlink(missing_ok=True)
+
+
 async def converse(model: Path, endpoints_file: Path, timers: Timers, conversations: int, turns: int) -> dict:
     from rasa.core.agent import load_agent
     from rasa.core.channels.channel import CollectingOutputChannel, UserMessage
@@ -235,34 +269,10 @@ def main() -> None:
     os.chdir(project)
     sys.path.insert(0, str(project))
     logging.disable(logging.WARNING)
-    out = project / "bench" / "out"
-    out.mkdir(parents=True, exist_ok=True)
-
-    from bot import clock
-    from bot.db import session_factory
-    from bot.demo_data import ensure_demo_data
-    from bot.schema import upgrade
-
-    database_url = f"sqlite:///{out / 'turn-costs.db'}"
-    upgrade(database_url)
-    ensure_demo_data(session_factory(database_url), clock.now())
-    from tests.e2e.servers import free_port
-
-    port = free_port()
-    endpoints = out / f"turn-costs-endpoints-{port}.yml"
-    endpoints.write_text(
-        (project / "endpoints.yml").read_text(encoding="utf-8").replace("127.0.0.1:5055", f"127.0.0.1:{port}"),
-        encoding="utf-8",
-    )
     timers = Timers()
     instrument(timers)
-    actions = start_action_server(project, out, port, database_url)
-    try:
+    with endpoints_with_action_server(project) as endpoints:
         run = asyncio.run(converse(model, endpoints, timers, args.conversations, args.turns))
-    finally:
-        actions.terminate()
-        actions.wait(timeout=30)
-        endpoints.unlink(missing_ok=True)
     report(model, run, timers)
 
 
