@@ -8,6 +8,7 @@ import ast
 import asyncio
 import contextlib
 import inspect
+import itertools
 import json
 import logging
 import os
@@ -36,7 +37,13 @@ from rasa.engine.runner.dask import DaskGraphRunner
 from rasa.engine.storage.local_model_storage import LocalModelStorage
 from rasa.engine.storage.resource import Resource
 from rasa.nlu.selectors.response_selector import ResponseSelector
-from rasa.shared.core.constants import ACTION_LISTEN_NAME, ACTION_SESSION_START_NAME, RULE_ONLY_LOOPS, RULE_ONLY_SLOTS
+from rasa.shared.core.constants import (
+    ACTION_LISTEN_NAME,
+    ACTION_SESSION_START_NAME,
+    ACTION_UNLIKELY_INTENT_NAME,
+    RULE_ONLY_LOOPS,
+    RULE_ONLY_SLOTS,
+)
 from rasa.shared.core.domain import Domain
 from rasa.shared.core.events import (
     ActionExecuted,
@@ -403,6 +410,12 @@ def test_a_conversation_read_back_from_the_tracker_store_is_carried_on(story_eve
     states = domain.states_for_tracker_history(read_back)
     assert len(made) == 2  # the state before action_read_turn, and the state now
     assert states == _as_rasa_does(domain, read_back)
+    # the events read back now stand in the replay: the message's next calls find them as they are
+    (replay,) = (replay for key, replay in domain._replays.items() if key[0] == tracker.sender_id)
+    assert all(kept is event for kept, event in zip(replay.events, read_back.applied_events(), strict=True))
+    before = len(made)
+    assert domain.states_for_tracker_history(read_back) == states
+    assert len(made) - before == 1  # the state now only
 
 
 # --- requests to an endpoint on a kept session ------------------------------------------
@@ -615,11 +628,14 @@ def test_the_rules_that_apply_are_rasa_s(story_events, tmp_path) -> None:
 
 @pytest.mark.parametrize("max_history", [1, 4, 8])
 def test_the_memoization_s_featurizer_gives_rasa_s_last_states(story_events, max_history) -> None:
+    """With and without `action_unlikely_intent` among the last turns, which Rasa leaves
+    out before it keeps the last `max_history` states when asked to."""
     domain, stories = story_events
     said = [ActionExecuted(ACTION_LISTEN_NAME), UserUttered("查电费", {"name": "query_bill", "confidence": 0.9})]
+    unlikely = [*said, ActionExecuted(ACTION_UNLIKELY_INTENT_NAME), ActionExecuted("utter_ok"), *said]
     featurizer = MaxHistoryTrackerFeaturizer(max_history=max_history)
-    for story in stories[:12]:
-        tracker = DialogueStateTracker.from_events(f"memo-{uuid.uuid4().hex}", _session(*story, *said), domain.slots)
+    for story, last in itertools.product(stories[:12], (said, unlikely, [*unlikely, *unlikely])):
+        tracker = DialogueStateTracker.from_events(f"memo-{uuid.uuid4().hex}", _session(*story, *last), domain.slots)
         for use_text, ignore_rule_only, unlikely in [(False, True, True), (True, True, True), (False, False, False)]:
             options = (use_text, ignore_rule_only, _rule_only_data(domain), unlikely)
             ours = featurizer.prediction_states([tracker], domain, *options)

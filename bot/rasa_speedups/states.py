@@ -17,11 +17,15 @@ featurizer would leave them, made once for each state, and a copy of the last on
 
 from __future__ import annotations
 
+import operator
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
-from rasa.core.featurizers.tracker_featurizers import MaxHistoryTrackerFeaturizer
+from rasa.core.featurizers.tracker_featurizers import (
+    MaxHistoryTrackerFeaturizer,
+    _is_prev_action_unlikely_intent_in_state,
+)
 from rasa.core.policies.rule_policy import RulePolicy
 from rasa.shared.core.constants import ACTION_SESSION_START_NAME, PREVIOUS_ACTION, USER
 from rasa.shared.core.domain import Domain, State, SubState
@@ -84,13 +88,26 @@ def _max_history_prediction_states(
             self, trackers, domain, use_text_for_last_user_input, ignore_rule_only_turns, rule_only_data,
             ignore_action_unlikely_intent,
         )  # fmt: skip
-    trackers_as_states = []
-    for states in replayed:
-        if ignore_action_unlikely_intent:
-            states = self._remove_action_unlikely_intent_from_states(states)
-        trackers_as_states.append(_copied(self.slice_state_history(states, self.max_history)))
+    trackers_as_states = [
+        _copied(_last_states(states, self.max_history, ignore_action_unlikely_intent)) for states in replayed
+    ]
     self._choose_last_user_input(trackers_as_states, use_text_for_last_user_input)
     return trackers_as_states
+
+
+def _last_states(states: list[State], max_history: int, without_unlikely_intent: bool) -> list[State]:
+    """The last `max_history` states, those after `action_unlikely_intent` left out first if
+    asked (as Rasa leaves them out before slicing), walking back only as far as needed."""
+    if not without_unlikely_intent:
+        return states[-max_history:]
+    kept: list[State] = []
+    for state in reversed(states):
+        if not _is_prev_action_unlikely_intent_in_state(state):
+            kept.append(state)
+            if len(kept) == max_history:
+                break
+    kept.reverse()
+    return kept
 
 
 def _replayed(
@@ -189,10 +206,17 @@ def _add_state(
 
 def _begins_with(events: list[Event], replayed: list[Event]) -> bool:
     """Whether `events` start with the events replayed: the same objects within a message,
-    equal ones (every attribute, the timestamp too) when the tracker was read again."""
-    return len(events) >= len(replayed) and all(
-        new is old or _same_event(new, old) for new, old in zip(events, replayed, strict=False)
-    )
+    equal ones (every attribute, the timestamp too) when the tracker was read again. Equal
+    ones then take the place of those they equal in `replayed`, so that the message's next
+    calls find the same objects again, which is quicker to check."""
+    if len(events) < len(replayed):
+        return False
+    if all(map(operator.is_, events, replayed)):
+        return True
+    if not all(new is old or _same_event(new, old) for new, old in zip(events, replayed, strict=False)):
+        return False
+    replayed[:] = events[: len(replayed)]
+    return True
 
 
 def _same_event(new: Event, old: Event) -> bool:
