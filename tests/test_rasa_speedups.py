@@ -318,10 +318,7 @@ def test_the_rule_policy_is_given_the_states_its_featurizer_gives(story_events, 
     and read back now and then, asked with the text and then the intent of the last message
     (as the rule policy asks): Rasa's states with Rasa's featurizer's edits, every time."""
     domain, stories = story_events
-    policy = RulePolicy.create(
-        RulePolicy.get_default_config(), LocalModelStorage(tmp_path), Resource("rules"),
-        ExecutionContext(GraphSchema({}), "speedups"),
-    )  # fmt: skip
+    policy = _rule_policy(tmp_path)
     rule_only = _rule_only_data(domain)
     asked, by_rasa = 0, []
     original = state_speedups._original_rule_prediction_states

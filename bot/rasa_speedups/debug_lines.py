@@ -32,9 +32,6 @@ _DEBUG_DROPPED = frozenset(
     for level in (logging.INFO, logging.WARNING, logging.ERROR, logging.CRITICAL)
 )
 
-_original_copy = copy
-
-
 def debug_written() -> bool:
     """Whether structlog writes debug lines (anything but a filtering logger above DEBUG)."""
     return structlog.get_config()["wrapper_class"] not in _DEBUG_DROPPED
